@@ -1,0 +1,68 @@
+package gdbremote_test
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"github.com/machtrace/machtrace/gdbremote"
+	"github.com/machtrace/machtrace/internal/testvm"
+	"github.com/machtrace/machtrace/tracer"
+)
+
+// TestQEMUKernelSymbols finds the KASLR slide of the test VM's kernel (booted
+// with KASLR on) from the nokaslr kallsyms the VM script captured, reads
+// linux_banner by its symbol, and resolves each vCPU's RIP.
+func TestQEMUKernelSymbols(t *testing.T) {
+	vm := testvm.Shared(t)
+	tgt, err := gdbremote.OpenTarget(vm.GDBAddr, &gdbremote.TargetOptions{Options: gdbremote.Options{Trace: traceLog(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	sym, ks, slide, err := gdbremote.KernelSymbols(tgt, vm.Kallsyms())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("KASLR slide %#x (found by %s)", slide.Slide, slide.Method)
+	if slide.Slide%(2<<20) != 0 {
+		t.Errorf("slide %#x is not 2 MiB aligned", slide.Slide)
+	}
+	banner, _ := ks.Addr("linux_banner")
+	if err := tgt.Suspend(); err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Resume()
+	buf := make([]byte, 160)
+	if _, err := tgt.ReadMemory(banner+slide.Slide, buf); err != nil {
+		t.Fatal(err)
+	}
+	text, _, _ := strings.Cut(string(buf), "\n")
+	if !strings.HasPrefix(text, "Linux version ") {
+		t.Fatalf("linux_banner at %#x: %q", banner+slide.Slide, text)
+	}
+	t.Logf("linux_banner: %s", text)
+	addr, err := sym.Addr("jiffies_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j [8]byte
+	if _, err := tgt.ReadMemory(addr, j[:]); err != nil || binary.LittleEndian.Uint64(j[:]) == 0 {
+		t.Errorf("jiffies_64 at %#x: %x, %v", addr, j, err)
+	}
+	threads, err := tgt.Threads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, th := range threads {
+		regs, err := tgt.ThreadState(th.ID, tracer.FlavorGeneral)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loc := sym.Lookup(regs.PC())
+		t.Logf("vCPU %d: rip %#x %s", th.ID, regs.PC(), loc)
+		if isKernelAddr(regs.PC()) && !loc.Known() {
+			t.Errorf("vCPU %d: kernel rip %#x resolves to no symbol", th.ID, regs.PC())
+		}
+	}
+}
