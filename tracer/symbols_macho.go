@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"cmp"
+	"debug/gosym"
 	"debug/macho"
 	"encoding/binary"
 	"errors"
@@ -113,7 +114,14 @@ func openMachOObject(path string, f *os.File, arch Arch) (object, error) {
 			}
 		}
 	}
-	o.syms = NewSymbolTable(machoSymbols(mf))
+	syms := machoSymbols(mf)
+	if len(syms) == 0 {
+		// A stripped Go binary still has its pclntab.
+		if t, err := machoGoTable(mf); err == nil {
+			syms = goSymbols(t)
+		}
+	}
+	o.syms = NewSymbolTable(syms)
 	o.lines.load = func() (lineSource, error) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -126,11 +134,27 @@ func openMachOObject(path string, f *os.File, arch Arch) (object, error) {
 		}
 		d, err := mf.DWARF()
 		if err != nil {
+			if t, gerr := machoGoTable(mf); gerr == nil {
+				return goLines{t}, nil
+			}
 			return nil, fmt.Errorf("read DWARF of %s: %w", path, err)
 		}
 		return newDwarfLines(d), nil
 	}
 	return o, nil
+}
+
+// machoGoTable parses the Go pclntab of mf, or fails when it has none.
+func machoGoTable(mf *macho.File) (*gosym.Table, error) {
+	pcln, text := mf.Section("__gopclntab"), mf.Section("__text")
+	if pcln == nil || text == nil {
+		return nil, errNoDebugInfo
+	}
+	data, err := pcln.Data()
+	if err != nil {
+		return nil, fmt.Errorf("read __gopclntab: %w", err)
+	}
+	return goTable(data, text.Addr)
 }
 
 // machoSymbols collects the symbols defined in sections, external ones

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -258,5 +259,62 @@ func TestSymbolizeVDSO(t *testing.T) {
 				t.Errorf("Addr(%s) = %#x, want %#x", name, a, want)
 			}
 		}
+	}
+}
+
+// BenchmarkSymbolizerLookup symbolizes PCs spread over the test binary's
+// text: "cached" is the sampler's steady state (each unique PC resolved
+// once), "uncached" and "lines-uncached" the first sight of a PC.
+func BenchmarkSymbolizerLookup(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("reads /proc/self/maps")
+	}
+	images := symTestMaps(b, "self")
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pcs []uint64
+	for _, im := range images {
+		if im.Path == exe && strings.Contains(im.Perms, "x") {
+			const n = 4096
+			for i := range uint64(n) {
+				pcs = append(pcs, im.Start+i*((im.End-im.Start)/n))
+			}
+		}
+	}
+	if len(pcs) == 0 {
+		b.Skip("test binary's text not found in /proc/self/maps")
+	}
+	s := tracer.NewSymbolizer(images, nil)
+	// Keep the PCs inside functions (not the ELF header or padding).
+	pcs = slices.DeleteFunc(pcs, func(pc uint64) bool { return !s.LookupLine(pc).Known() })
+	if len(pcs) < 1000 {
+		b.Fatalf("only %d of 4096 PCs resolve", len(pcs))
+	}
+	b.Run("cached", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			s.Lookup(pcs[i%len(pcs)])
+		}
+	})
+	for _, lines := range []bool{false, true} {
+		name := "uncached"
+		if lines {
+			name = "lines-uncached"
+		}
+		b.Run(name, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if i%len(pcs) == 0 {
+					b.StopTimer()
+					s.SetImages(images) // forgets resolved PCs, keeps files
+					b.StartTimer()
+				}
+				if lines {
+					s.LookupLine(pcs[i%len(pcs)])
+				} else {
+					s.Lookup(pcs[i%len(pcs)])
+				}
+			}
+		})
 	}
 }

@@ -1,0 +1,212 @@
+package tracer_test
+
+import (
+	"bufio"
+	"debug/elf"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/machtrace/machtrace/tracer"
+)
+
+// elfTestProg prints the runtime addresses of a static function, of libc's
+// getpid (through the GOT, so the real one) and of main, then waits for its
+// standard input to close. Line 4 opens work.
+const elfTestProg = `#include <stdio.h>
+#include <unistd.h>
+
+static int work(int n) {
+	int s = 0;
+	for (int i = 0; i < n; i++) s += i * 3;
+	return s;
+}
+
+int main(void) {
+	printf("%p %p %p\n", (void *)work, (void *)getpid, (void *)main);
+	fflush(stdout);
+	char c;
+	while (read(0, &c, 1) > 0) {}
+	return work(getpid() & 7) == 12345;
+}
+`
+
+// elfTestRun builds elfTestProg as a PIE with DWARF, starts it and returns
+// its pid, binary path and the three addresses it printed.
+func elfTestRun(t *testing.T) (pid, bin string, work, getpid, main uint64) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("needs /proc")
+	}
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("gcc not installed")
+	}
+	dir := t.TempDir()
+	src, bin := filepath.Join(dir, "prog.c"), filepath.Join(dir, "prog")
+	if err := os.WriteFile(src, []byte(elfTestProg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(gcc, "-g", "-O0", "-fPIE", "-pie", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Skipf("gcc failed: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read addresses: %v", err)
+	}
+	var addrs []uint64
+	for _, f := range strings.Fields(line) {
+		a, err := strconv.ParseUint(strings.TrimPrefix(f, "0x"), 16, 64)
+		if err != nil {
+			t.Fatalf("address %q: %v", f, err)
+		}
+		addrs = append(addrs, a)
+	}
+	if len(addrs) != 3 {
+		t.Fatalf("program printed %q, want three addresses", line)
+	}
+	return strconv.Itoa(cmd.Process.Pid), bin, addrs[0], addrs[1], addrs[2]
+}
+
+// elfTestSymValue returns the link-time value of a symbol in an ELF file,
+// read with debug/elf directly.
+func elfTestSymValue(t *testing.T, path, name string) uint64 {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, _ := f.Symbols()
+	dyn, _ := f.DynamicSymbols()
+	for _, s := range append(syms, dyn...) {
+		if s.Name == name && s.Value != 0 {
+			return s.Value
+		}
+	}
+	t.Fatalf("%s: no symbol %s", path, name)
+	return 0
+}
+
+// TestSymbolizePIE symbolizes a gcc-built PIE and its libc at their runtime
+// addresses, with DWARF lines, and checks name -> address -> name.
+func TestSymbolizePIE(t *testing.T) {
+	pid, bin, work, getpid, main := elfTestRun(t)
+	images := symTestMaps(t, pid)
+	s := tracer.NewSymbolizer(images, nil)
+
+	loc := s.LookupLine(work)
+	if loc.Func != "work" || loc.Offset != 0 || loc.Image != bin {
+		t.Errorf("Lookup(work %#x) = %q in %q, want work in %s (load errors: %v)", work, loc, loc.Image, bin, s.LoadErrors())
+	}
+	if filepath.Base(loc.File) != "prog.c" || loc.Line != 4 {
+		t.Errorf("line of work = %q, want prog.c:4", loc.FileLine())
+	}
+	if want := elfTestSymValue(t, bin, "work"); loc.ImageAddr != want {
+		t.Errorf("ImageAddr of work = %#x, want its link-time address %#x", loc.ImageAddr, want)
+	}
+	if got := s.LookupLine(work + 4); got.Func != "work" || got.Offset != 4 || got.Line < 4 || got.Line > 7 {
+		t.Errorf("Lookup(work+4) = %q at %s, want work+0x4 in lines 4-7", got, got.FileLine())
+	}
+	if got := s.Lookup(main).String(); got != "main" {
+		t.Errorf("Lookup(main) = %q, want main", got)
+	}
+	for name, want := range map[string]uint64{"work": work, "prog!main": main, "main": main} {
+		if a, err := s.Addr(name); err != nil || a != want {
+			t.Errorf("Addr(%s) = %#x, %v; want %#x", name, a, err, want)
+		}
+	}
+
+	// libc's getpid, from its runtime address.
+	gl := s.Lookup(getpid)
+	if gl.Func != "getpid" || gl.Offset != 0 || !strings.HasPrefix(gl.ImageName(), "libc") {
+		t.Fatalf("Lookup(getpid %#x) = %q in %q, want getpid in libc", getpid, gl, gl.Image)
+	}
+	// Independently: the file's symbol value plus the libc's load bias
+	// (where its file offset 0 is mapped, less the first segment's vaddr).
+	libc := gl.Image
+	var lowest uint64 = ^uint64(0)
+	for _, im := range images {
+		if im.Path == libc && im.Offset == 0 {
+			lowest = min(lowest, im.Start)
+		}
+	}
+	lf, err := elf.Open(libc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	var firstVaddr uint64
+	for _, p := range lf.Progs {
+		if p.Type == elf.PT_LOAD {
+			firstVaddr = p.Vaddr - p.Off
+			break
+		}
+	}
+	if want := elfTestSymValue(t, libc, "getpid") + lowest - firstVaddr; want != getpid {
+		t.Errorf("getpid: file value + bias = %#x, program says %#x", want, getpid)
+	}
+	for _, name := range []string{"getpid", "libc!getpid", "__getpid"} {
+		if a, err := s.Addr(name); err != nil || a != getpid {
+			t.Errorf("Addr(%s) = %#x, %v; want %#x", name, a, err, getpid)
+		}
+	}
+	if got := s.Lookup(getpid + 1).String(); got != "getpid+0x1" {
+		t.Errorf("Lookup(getpid+1) = %q, want getpid+0x1", got)
+	}
+
+	// Disassemble work from the process's memory, starting at its symbol.
+	sym, err := s.LookupName("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := os.Open("/proc/" + pid + "/mem")
+	if err != nil {
+		t.Skipf("cannot read the program's memory: %v", err)
+	}
+	defer mem.Close()
+	code := make([]byte, sym.Size)
+	if _, err := mem.ReadAt(code, int64(sym.Start)); err != nil {
+		t.Skipf("cannot read the program's memory: %v", err)
+	}
+	arch, _ := tracer.ParseArch(runtime.GOARCH)
+	insts := tracer.Disassemble(arch, code, sym.Start, s.SymName)
+	if len(insts) < 4 {
+		t.Fatalf("work disassembles to %d instructions", len(insts))
+	}
+	var text []string
+	for _, in := range insts {
+		text = append(text, in.String())
+		if in.Text == "(bad)" {
+			t.Errorf("bad instruction in work: %v", in)
+		}
+	}
+	if last := insts[len(insts)-1].Text; last != "ret" {
+		t.Errorf("work ends with %q, want ret:\n%s", last, strings.Join(text, "\n"))
+	}
+	if start := tracer.DisasmStart(arch, code, sym.Start, insts[len(insts)-1].Addr, 2); start != insts[len(insts)-3].Addr {
+		t.Errorf("DisasmStart 2 before ret = %#x, want %#x", start, insts[len(insts)-3].Addr)
+	}
+	t.Log(fmt.Sprintf("work:\n%s", strings.Join(text, "\n")))
+}

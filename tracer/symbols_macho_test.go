@@ -1,0 +1,134 @@
+package tracer_test
+
+import (
+	"debug/macho"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/machtrace/machtrace/tracer"
+)
+
+// machoTestProg is cross-compiled for darwin/arm64; helper opens on line 4.
+const machoTestProg = `package main
+
+//go:noinline
+func helper(n int) int { return n*2 + 1 }
+
+func main() { println(helper(3)) }
+`
+
+// machoTestBuild cross-compiles machoTestProg for darwin/arm64, with extra
+// linker flags, and returns the binary's path.
+func machoTestBuild(t *testing.T, ldflags string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("cross-compiles a darwin binary")
+	}
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goTool); err != nil {
+		t.Skipf("no go tool: %v", err)
+	}
+	dir := t.TempDir()
+	src, bin := filepath.Join(dir, "main.go"), filepath.Join(dir, "prog")
+	if err := os.WriteFile(src, []byte(machoTestProg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(goTool, "build", "-ldflags="+ldflags, "-o", bin, src)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=darwin", "GOARCH=arm64", "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("cross-compiling for darwin/arm64 failed: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestSymbolizeMachO loads a darwin/arm64 Go binary as if dyld had slid it,
+// both by its mach_header address (Base) and by file offset alone.
+func TestSymbolizeMachO(t *testing.T) {
+	for _, tt := range []struct{ name, ldflags string }{
+		{"dwarf", ""},
+		{"stripped-dwarf", "-w"}, // lines from the Go pclntab
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bin := machoTestBuild(t, tt.ldflags)
+			mf, err := macho.Open(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mf.Close()
+			text := mf.Segment("__TEXT")
+			// Go names its own symbols as they are; C-style ones carry the
+			// usual leading underscore (__rt0_arm64_darwin is _rt0_arm64_darwin).
+			var helper, rt0 uint64
+			for _, s := range mf.Symtab.Syms {
+				switch s.Name {
+				case "main.helper":
+					helper = s.Value
+				case "__rt0_arm64_darwin":
+					rt0 = s.Value
+				}
+			}
+			if text == nil || helper == 0 || rt0 == 0 {
+				t.Fatalf("no __TEXT, main.helper or __rt0_arm64_darwin in %s", bin)
+			}
+			const slide = 0x7654000
+			start := text.Addr + slide
+			for _, im := range []tracer.Image{
+				{Path: bin, Start: start, End: start + text.Memsz, Perms: "r-x", Base: start},
+				{Path: bin, Start: start, End: start + text.Memsz, Perms: "r-x"},
+			} {
+				s := tracer.NewSymbolizer([]tracer.Image{im}, &tracer.SymbolizerOptions{Arch: tracer.ArchARM64})
+				pc := helper + slide
+				loc := s.LookupLine(pc + 8)
+				if loc.Func != "main.helper" || loc.Offset != 8 || loc.ImageAddr != helper+8 {
+					t.Fatalf("Lookup(helper+8) = %q (%+v), want main.helper+0x8 (load errors: %v)", loc, loc, s.LoadErrors())
+				}
+				if filepath.Base(loc.File) != "main.go" || loc.Line != 4 {
+					t.Errorf("line = %q, want main.go:4", loc.FileLine())
+				}
+				for name, want := range map[string]uint64{
+					"main.helper": pc, "prog!main.helper": pc,
+					"_rt0_arm64_darwin": rt0 + slide, "__rt0_arm64_darwin": rt0 + slide,
+				} {
+					if a, err := s.Addr(name); err != nil || a != want {
+						t.Errorf("Addr(%s) = %#x, %v; want %#x", name, a, err, want)
+					}
+				}
+				if rt, _ := s.LookupName("_rt0_arm64_darwin"); rt.Raw != "__rt0_arm64_darwin" {
+					t.Errorf("symbol = %+v, want raw name __rt0_arm64_darwin", rt)
+				}
+				if got := s.Lookup(rt0 + slide + 4).String(); got != "_rt0_arm64_darwin+0x4" {
+					t.Errorf("Lookup(rt0+4) = %q, want _rt0_arm64_darwin+0x4", got)
+				}
+				sym, _ := s.LookupName("main.helper")
+				if !sym.Guessed || sym.Size == 0 || sym.Size > 0x100 {
+					t.Errorf("symbol = %+v, want a small guessed size", sym)
+				}
+				// Disassemble helper from the file: arm64, and good
+				// words up to its ret.
+				sec := mf.Section("__text")
+				data, err := sec.Data()
+				if err != nil {
+					t.Fatal(err)
+				}
+				code := data[helper-sec.Addr : helper-sec.Addr+sym.Size]
+				insts := tracer.Disassemble(tracer.ArchARM64, code, pc, s.SymName)
+				var texts []string
+				for _, in := range insts {
+					texts = append(texts, in.Text)
+				}
+				// The guessed size takes in the zero padding after ret,
+				// which is no instruction.
+				ret := slices.Index(texts, "ret")
+				if ret < 0 || slices.Contains(texts[:ret], "(bad)") {
+					t.Errorf("main.helper disassembles to:\n%s", strings.Join(texts, "\n"))
+				}
+			}
+		})
+	}
+}
