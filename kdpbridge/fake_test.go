@@ -54,7 +54,9 @@ func newFakeCPU() *fakeCPU {
 	return &fakeCPU{trapC: make(chan tracer.ThreadID, 16), tick: 200 * time.Microsecond}
 }
 
-func (f *fakeCPU) mapRegion(base uint64, data []byte) { f.regions = append(f.regions, &fakeRegion{base, data}) }
+func (f *fakeCPU) mapRegion(base uint64, data []byte) {
+	f.regions = append(f.regions, &fakeRegion{base, data})
+}
 
 func (f *fakeCPU) addThread(id tracer.ThreadID, rip, rsp uint64) *fakeThread {
 	r := tracer.NewRegisters(fakeLayout)
@@ -236,7 +238,7 @@ func (f *fakeCPU) WriteMemory(addr uint64, p []byte) (int, error) {
 }
 
 func (f *fakeCPU) Images() ([]tracer.Image, error) { return nil, nil }
-func (f *fakeCPU) Detach() error                    { return nil }
+func (f *fakeCPU) Detach() error                   { return nil }
 
 // ClearSignal discards a thread's pending trap signal (the Linux backend's
 // method of the same name).
