@@ -270,7 +270,6 @@ type mapping struct {
 	loaded bool   // bias and obj are set (or failed)
 	obj    object // nil when the file could not be read
 	bias   uint64
-	fixed  bool // an external table: bias is given, not computed
 }
 
 // SymbolizerOptions configure a Symbolizer. The zero value is usable.
@@ -359,9 +358,32 @@ func (s *Symbolizer) AddTable(start, end, bias uint64, path string, t *SymbolTab
 	defer s.mu.Unlock()
 	s.tables = append(s.tables, &mapping{
 		Image:  Image{Path: path, Start: start, End: end},
-		loaded: true, obj: tableObject{t}, bias: bias, fixed: true,
+		loaded: true, obj: tableObject{t}, bias: bias,
 	})
 	clear(s.cache)
+}
+
+// AddFile adds the symbols and lines of the ELF or Mach-O file at path for the
+// addresses [start, end) (end 0: no upper bound), placed at the given bias:
+// runtime address minus link-time address. This is how a kernel image
+// (vmlinux, an XNU kernel) joins the symbolizer once its KASLR slide is
+// known. Files take precedence over images, like tables.
+func (s *Symbolizer) AddFile(path string, start, end, bias uint64) error {
+	if end == 0 {
+		end = ^uint64(0)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	obj, err := s.fileFor(path, Image{Path: path}).get()
+	if err != nil {
+		return fmt.Errorf("add symbols of %s: %w", path, err)
+	}
+	s.tables = append(s.tables, &mapping{
+		Image:  Image{Path: path, Start: start, End: end},
+		loaded: true, obj: obj, bias: bias,
+	})
+	clear(s.cache)
+	return nil
 }
 
 // imagePath returns the path of a file-backed image, the pseudo path of an
@@ -433,8 +455,10 @@ func (s *Symbolizer) loadObject(path string, im Image) (object, error) {
 		return openMachOObject(full, f, s.opts.Arch)
 	}
 	f.Close()
-	return nil, fmt.Errorf("%s: not an ELF or Mach-O file (magic % x)", full, magic)
+	return nil, fmt.Errorf("%s: %w (magic % x)", full, errUnknownFormat, magic)
 }
+
+var errUnknownFormat = errors.New("not an ELF or Mach-O file")
 
 // LoadErrors returns the errors met while reading image files so far, one per
 // file, so a caller can say why some addresses stay unnamed.

@@ -3,6 +3,7 @@ package tracer_test
 import (
 	"bufio"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -174,6 +175,20 @@ func TestSymbolizePIE(t *testing.T) {
 	}
 	if got := s.Lookup(getpid + 1).String(); got != "getpid+0x1" {
 		t.Errorf("Lookup(getpid+1) = %q, want getpid+0x1", got)
+	}
+
+	// The same file added at a chosen bias, as a kernel image would be.
+	k := tracer.NewSymbolizer(nil, nil)
+	const kbias = 0xffff_8000_0000_0000
+	if err := k.AddFile(bin, kbias, kbias+1<<20, kbias); err != nil {
+		t.Fatal(err)
+	}
+	kw := elfTestSymValue(t, bin, "work") + kbias
+	if got := k.LookupLine(kw + 1); got.String() != "work+0x1" || got.Line != 4 || got.Image != bin {
+		t.Errorf("AddFile: Lookup(%#x) = %q at %q in %q, want work+0x1 at prog.c:4", kw+1, got, got.FileLine(), got.Image)
+	}
+	if err := k.AddFile(filepath.Join(t.TempDir(), "missing"), 0, 0, 0); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("AddFile(missing) = %v, want a not-exist error", err)
 	}
 
 	// Disassemble work from the process's memory, starting at its symbol.
