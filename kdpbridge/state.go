@@ -4,14 +4,16 @@ import (
 	"fmt"
 
 	"github.com/machtrace/machtrace/kdpbridge/kdp"
+	"github.com/machtrace/machtrace/mach"
 	"github.com/machtrace/machtrace/tracer"
 )
 
 // This file converts between KDP thread-state images (the Mach
 // x86_THREAD_STATE64 / ARM_THREAD_STATE64 layouts READREGS and WRITEREGS
-// carry, kdp-protocol.md section 8, mach-api.md section 4.3) and
-// tracer.Registers. The server encodes any backend's registers by name; the
-// KDP target adapter decodes images into layouts named after the Mach fields.
+// carry, kdp-protocol.md section 8, mach-api.md section 4.3; offsets from
+// package mach's portable structs) and tracer.Registers. The server encodes
+// any backend's registers by name; the KDP target adapter decodes images into
+// layouts named after the Mach fields.
 
 // stateField is one register of a thread-state image.
 type stateField struct {
@@ -32,16 +34,29 @@ type stateLayout struct {
 	layout   *tracer.Layout
 }
 
-func u64Fields(off int, names ...string) []stateField {
-	f := make([]stateField, len(names))
-	for i, n := range names {
-		f[i] = stateField{names: []string{n}, off: off + 8*i, size: 8}
-	}
-	return f
+// aliases are the names other backends give some Mach registers.
+var aliases = map[string][]string{
+	"rflags": {"eflags"},
+	"fcw":    {"cwd"},
+	"fsw":    {"swd"},
+	"fip":    {"fioff"},
+	"fcs":    {"fiseg"},
+	"fdp":    {"fooff"},
+	"fds":    {"foseg"},
+	"cpsr":   {"pstate"},
 }
 
-func newStateLayout(arch tracer.Arch, flavor tracer.Flavor, size int, fields []stateField, readOnly ...string) *stateLayout {
-	sl := &stateLayout{arch: arch, flavor: flavor, size: size, fields: fields, readOnly: map[string]bool{}}
+// fromMach builds a stateLayout from package mach's field table of a state
+// struct, the one source of the Mach layouts.
+func fromMach(arch tracer.Arch, flavor tracer.Flavor, st mach.State, readOnly ...string) *stateLayout {
+	var fields []stateField
+	for _, f := range st.Fields() {
+		if f.Name == "flags" && arch == tracer.ArchARM64 {
+			continue // ARM_THREAD_STATE64's pad, not a register
+		}
+		fields = append(fields, stateField{names: append([]string{f.Name}, aliases[f.Name]...), off: f.Offset, size: f.Size})
+	}
+	sl := &stateLayout{arch: arch, flavor: flavor, size: int(st.Count()) * 4, fields: fields, readOnly: map[string]bool{}}
 	for _, n := range readOnly {
 		sl.readOnly[n] = true
 	}
@@ -53,59 +68,16 @@ func newStateLayout(arch tracer.Arch, flavor tracer.Flavor, size int, fields []s
 	return sl
 }
 
-// x86ThreadState64 is x86_THREAD_STATE64 (flavor 4, 168 bytes).
-var x86ThreadState64 = func() *stateLayout {
-	f := u64Fields(0, "rax", "rbx", "rcx", "rdx", "rdi", "rsi", "rbp", "rsp",
-		"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags", "cs", "fs", "gs")
-	f[17].names = append(f[17].names, "eflags")
-	return newStateLayout(tracer.ArchAMD64, tracer.FlavorGeneral, kdp.X86ThreadState64Size, f, "cs", "fs", "gs")
-}()
-
-// x86FloatState64 is x86_FLOAT_STATE64 (flavor 5, 524 bytes): the FXSAVE
-// image shifted by 8.
-var x86FloatState64 = func() *stateLayout {
-	f := []stateField{
-		{names: []string{"fcw", "cwd"}, off: 8, size: 2},
-		{names: []string{"fsw", "swd"}, off: 10, size: 2},
-		{names: []string{"ftw"}, off: 12, size: 1},
-		{names: []string{"fop"}, off: 14, size: 2},
-		{names: []string{"fioff", "fip"}, off: 16, size: 4},
-		{names: []string{"fiseg", "fcs"}, off: 20, size: 2},
-		{names: []string{"fooff", "fdp"}, off: 24, size: 4},
-		{names: []string{"foseg", "fds"}, off: 28, size: 2},
-		{names: []string{"mxcsr"}, off: 32, size: 4},
-		{names: []string{"mxcsrmask", "mxcsr_mask"}, off: 36, size: 4},
-	}
-	for i := range 8 {
-		f = append(f, stateField{names: []string{fmt.Sprintf("st%d", i)}, off: 40 + 16*i, size: 10})
-	}
-	for i := range 16 {
-		f = append(f, stateField{names: []string{fmt.Sprintf("xmm%d", i)}, off: 168 + 16*i, size: 16})
-	}
-	return newStateLayout(tracer.ArchAMD64, tracer.FlavorFloat, kdp.X86FloatState64Size, f)
-}()
-
-// armThreadState64 is ARM_THREAD_STATE64 (flavor 6, 272 bytes).
-var armThreadState64 = func() *stateLayout {
-	names := make([]string, 29)
-	for i := range names {
-		names[i] = fmt.Sprintf("x%d", i)
-	}
-	f := u64Fields(0, names...)
-	f = append(f, u64Fields(232, "fp", "lr", "sp", "pc")...)
-	f = append(f, stateField{names: []string{"cpsr", "pstate"}, off: 264, size: 4})
-	return newStateLayout(tracer.ArchARM64, tracer.FlavorGeneral, kdp.ARMThreadState64Size, f)
-}()
-
-// armNeonState64 is ARM_NEON_STATE64 (flavor 17, 528 bytes).
-var armNeonState64 = func() *stateLayout {
-	var f []stateField
-	for i := range 32 {
-		f = append(f, stateField{names: []string{fmt.Sprintf("v%d", i), fmt.Sprintf("q%d", i)}, off: 16 * i, size: 16})
-	}
-	f = append(f, stateField{names: []string{"fpsr"}, off: 512, size: 4}, stateField{names: []string{"fpcr"}, off: 516, size: 4})
-	return newStateLayout(tracer.ArchARM64, tracer.FlavorFloat, kdp.ARMNeonState64Size, f)
-}()
+// The images KDP peers exchange: x86_THREAD_STATE64 (flavor 4, 168 bytes),
+// x86_FLOAT_STATE64 (5, 524 bytes), ARM_THREAD_STATE64 (6, 272 bytes) and
+// ARM_NEON_STATE64 (17, 528 bytes). WRITEREGS leaves the segment selectors
+// alone (XNU ignores cs; a Linux process must keep its own).
+var (
+	x86ThreadState64 = fromMach(tracer.ArchAMD64, tracer.FlavorGeneral, &mach.X86ThreadState64{}, "cs", "fs", "gs")
+	x86FloatState64  = fromMach(tracer.ArchAMD64, tracer.FlavorFloat, &mach.X86FloatState64{})
+	armThreadState64 = fromMach(tracer.ArchARM64, tracer.FlavorGeneral, &mach.ARMThreadState64{})
+	armNeonState64   = fromMach(tracer.ArchARM64, tracer.FlavorFloat, &mach.ARMNeonState64{})
+)
 
 // cpuTypeOf returns the HOSTINFO CPU type and subtype for an architecture.
 func cpuTypeOf(a tracer.Arch) (cpuType, subtype uint32, err error) {
