@@ -313,3 +313,16 @@ func (b *Backend) Images() ([]tracer.Image, error) { return nil, nil }
 
 // Detach implements tracer.Backend: the guest runs on.
 func (b *Backend) Detach() error { return b.cl.Detach() }
+
+// Step executes one instruction on one vCPU (QEMU steps with interrupts
+// and timers masked) and leaves the guest halted: kdpbridge.Stepper.
+func (b *Backend) Step(tid tracer.ThreadID) error {
+	id, err := b.wireID(tid)
+	if err != nil {
+		return err
+	}
+	if err := b.Stop(); err != nil {
+		return err
+	}
+	return b.cl.Step(id)
+}
