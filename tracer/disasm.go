@@ -152,3 +152,70 @@ func DisasmStart(arch Arch, code []byte, addr, pc uint64, n int) uint64 {
 	}
 	return pc
 }
+
+// maxBackBytes bounds how far before pc DisassembleAround reads when it
+// decodes from the start of pc's function.
+const maxBackBytes = 64 << 10
+
+// DisassembleAround reads code through read (Target.ReadMemory fits) and
+// returns up to before instructions ahead of pc, the instruction at pc, and
+// up to after instructions following it. s, which may be nil, names branch
+// targets; on amd64 it also gives the start of pc's function, the surest
+// place to start decoding from. Without one it decodes from 64 bytes back and
+// lets DisasmStart find the instruction stream that lands on pc.
+func DisassembleAround(arch Arch, read func(addr uint64, p []byte) (int, error), s *Symbolizer, pc uint64, before, after int) ([]Instruction, error) {
+	maxLen, back := 15, uint64(64)
+	switch arch {
+	case ArchARM64:
+		maxLen, back = 4, uint64(4*max(before, 0))
+	case ArchAMD64:
+		if s != nil {
+			if loc := s.Lookup(pc); loc.Known() && loc.Offset <= maxBackBytes {
+				back = loc.Offset
+			}
+		}
+	default:
+		return nil, fmt.Errorf("disassemble at %#x: no disassembler for %s", pc, arch)
+	}
+	back = min(back, pc)
+	var symname func(uint64) (string, bool)
+	if s != nil {
+		symname = s.SymName
+	}
+	// The bytes before pc may be unmapped: fall back to the start of pc's
+	// page, then to pc itself.
+	var (
+		code []byte
+		n    int
+		err  error
+	)
+	for _, b := range []uint64{back, min(back, pc&0xfff), 0} {
+		code = make([]byte, b+uint64((after+1)*maxLen))
+		if n, err = read(pc-b, code); n > int(b) {
+			back = b
+			break
+		}
+	}
+	if n <= int(back) {
+		if err == nil {
+			err = ErrUnmapped
+		}
+		return nil, fmt.Errorf("disassemble at %#x: read memory: %w", pc, err)
+	}
+	start := pc - back
+	code = code[:n]
+	from := DisasmStart(arch, code[:back], start, pc, before)
+	insts := Disassemble(arch, code[from-start:], from, symname)
+	// Keep the instructions up to pc and after more.
+	for i, in := range insts {
+		if in.Addr >= pc {
+			// The last instruction may be cut short by the end of code.
+			end := min(i+after+1, len(insts))
+			if end == len(insts) && end > i+1 && insts[end-1].Text == badText {
+				end--
+			}
+			return insts[:end], nil
+		}
+	}
+	return insts, nil
+}

@@ -2,6 +2,7 @@ package tracer_test
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -101,5 +102,53 @@ func TestDisasmStart(t *testing.T) {
 	}
 	if got := tracer.DisasmStart(tracer.ArchARM64, make([]byte, 64), 0x1000, 0x1008, 5); got != 0x1000 {
 		t.Errorf("arm64 DisasmStart near start = %#x, want 0x1000", got)
+	}
+}
+
+func TestDisassembleAround(t *testing.T) {
+	// push rbp; mov rbp, rsp; sub rsp, 0x10; mov eax, 1; ret; then int3 padding.
+	code, _ := hex.DecodeString("554889e54883ec10b801000000c3" + strings.Repeat("cc", 50))
+	const base = 0x1000
+	// read serves code at base and fails below it, like an unmapped page.
+	read := func(addr uint64, p []byte) (int, error) {
+		if addr < base || addr >= base+uint64(len(code)) {
+			return 0, tracer.ErrUnmapped
+		}
+		return copy(p, code[addr-base:]), nil
+	}
+	texts := func(insts []tracer.Instruction) string {
+		var out []string
+		for _, in := range insts {
+			out = append(out, fmt.Sprintf("%#x %s", in.Addr, in.Text))
+		}
+		return strings.Join(out, "; ")
+	}
+	tests := []struct {
+		name          string
+		arch          tracer.Arch
+		pc            uint64
+		before, after int
+		want          string
+	}{
+		{"amd64/page-start", tracer.ArchAMD64, 0x1008, 2, 1, "0x1001 mov rbp, rsp; 0x1004 sub rsp, 0x10; 0x1008 mov eax, 0x1; 0x100d ret"},
+		{"amd64/at-start", tracer.ArchAMD64, 0x1000, 3, 0, "0x1000 push rbp"},
+		{"amd64/after-only", tracer.ArchAMD64, 0x100d, 0, 2, "0x100d ret; 0x100e int3; 0x100f int3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			insts, err := tracer.DisassembleAround(tt.arch, read, nil, tt.pc, tt.before, tt.after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := texts(insts); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+	if _, err := tracer.DisassembleAround(tracer.ArchAMD64, read, nil, 0x9000, 2, 2); !errors.Is(err, tracer.ErrUnmapped) {
+		t.Errorf("unmapped pc: error %v, want ErrUnmapped", err)
+	}
+	if _, err := tracer.DisassembleAround(tracer.ArchUnknown, read, nil, 0x1000, 2, 2); err == nil {
+		t.Error("unknown arch: no error")
 	}
 }

@@ -281,7 +281,8 @@ type SymbolizerOptions struct {
 	// another mount namespace ("/proc/1234/root") or a sysroot.
 	Root string
 	// Arch selects the slice of a universal (fat) Mach-O file. ArchUnknown
-	// means the first slice whose architecture is known.
+	// means the host's architecture if the file has it, else the first
+	// amd64 or arm64 slice.
 	Arch Arch
 }
 

@@ -224,4 +224,32 @@ func TestSymbolizePIE(t *testing.T) {
 		t.Errorf("DisasmStart 2 before ret = %#x, want %#x", start, insts[len(insts)-3].Addr)
 	}
 	t.Log(fmt.Sprintf("work:\n%s", strings.Join(text, "\n")))
+
+	// Around a PC inside work, from the process: decoding starts at work
+	// (from the symbolizer), so the listing is the same as above. Without a
+	// symbolizer it syncs from 64 bytes back and still lands on the PC.
+	read := func(addr uint64, p []byte) (int, error) { return mem.ReadAt(p, int64(addr)) }
+	at := len(insts) - 4
+	pc := insts[at].Addr
+	for _, sym := range []*tracer.Symbolizer{s, nil} {
+		around, err := tracer.DisassembleAround(arch, read, sym, pc, 3, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := insts[at-3 : at+3]
+		if sym == nil {
+			want = insts[at : at+3] // what precedes pc may legitimately differ
+			for len(around) > 0 && around[0].Addr < pc {
+				around = around[1:]
+			}
+		}
+		if len(around) != len(want) {
+			t.Fatalf("DisassembleAround(symbolizer %v) = %d instructions, want %d", sym != nil, len(around), len(want))
+		}
+		for i := range want {
+			if around[i].Addr != want[i].Addr || (sym != nil && around[i].Text != want[i].Text) {
+				t.Errorf("DisassembleAround(symbolizer %v)[%d] = %v, want %v", sym != nil, i, around[i], want[i])
+			}
+		}
+	}
 }
