@@ -64,6 +64,9 @@ func KernelSymbols(t tracer.Target, path string) (*tracer.Symbolizer, *tracer.Ke
 	if err != nil {
 		return nil, nil, tracer.KernelSlide{}, fmt.Errorf("%s: %w", path, err)
 	}
+	if b, ok := t.Backend().(*Backend); ok {
+		b.SetNote(fmt.Sprintf("KASLR slide %#x, found by %s", slide.Slide, slide.Method))
+	}
 	sym := tracer.NewSymbolizer(nil, &tracer.SymbolizerOptions{ReadMemory: t.ReadMemory, Arch: t.Arch()})
 	ks.AddTo(sym, slide.Slide, "[kernel.kallsyms]")
 	return sym, ks, slide, nil

@@ -27,6 +27,7 @@ type TargetOptions struct {
 // memory without a Suspend) halt it, do the work and let it run again.
 type Backend struct {
 	cl      *Client
+	note    string
 	layouts map[tracer.Flavor]*tracer.Layout
 	regs    map[tracer.Flavor][]Reg // in layout order
 	ids     map[tracer.ThreadID]string
@@ -119,8 +120,15 @@ func (b *Backend) Arch() tracer.Arch { return b.cl.Target.Arch }
 
 // Describe implements tracer.Backend.
 func (b *Backend) Describe() string {
-	return fmt.Sprintf("gdb://%s (%s, %d vCPUs)", b.cl.addr, b.cl.Target.Architecture, len(b.cl.threads))
+	s := fmt.Sprintf("gdb://%s (%s, %d vCPUs", b.cl.addr, b.cl.Target.Architecture, len(b.cl.threads))
+	if b.note != "" {
+		s += "; " + b.note
+	}
+	return s + ")"
 }
+
+// SetNote adds a remark to Describe, such as the kernel's KASLR slide.
+func (b *Backend) SetNote(s string) { b.note = s }
 
 // transient halts a running guest for the duration of f.
 func (b *Backend) transient(f func() error) error {
