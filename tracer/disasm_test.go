@@ -152,3 +152,16 @@ func TestDisassembleAround(t *testing.T) {
 		t.Error("unknown arch: no error")
 	}
 }
+
+func ExampleDisassemble() {
+	code := []byte{0x55, 0x48, 0x89, 0xe5, 0xe8, 0xf7, 0x0f, 0x00, 0x00, 0xc3}
+	names := func(addr uint64) (string, bool) { return "helper", addr == 0x2000 }
+	for _, in := range tracer.Disassemble(tracer.ArchAMD64, code, 0x1000, names) {
+		fmt.Printf("%#x  %-16x %s\n", in.Addr, in.Bytes, in.Text)
+	}
+	// Output:
+	// 0x1000  55               push rbp
+	// 0x1001  4889e5           mov rbp, rsp
+	// 0x1004  e8f70f0000       call 0x2000 <helper>
+	// 0x1009  c3               ret
+}

@@ -225,6 +225,30 @@ func TestSymbolizePIE(t *testing.T) {
 	}
 	t.Log(fmt.Sprintf("work:\n%s", strings.Join(text, "\n")))
 
+	// Every instruction's line agrees with addr2line's, where binutils is
+	// installed.
+	if a2l, err := exec.LookPath("addr2line"); err == nil {
+		args := []string{"-f", "-e", bin}
+		for _, in := range insts {
+			args = append(args, fmt.Sprintf("%#x", s.Lookup(in.Addr).ImageAddr))
+		}
+		out, err := exec.Command(a2l, args...).Output()
+		if err != nil {
+			t.Fatalf("addr2line: %v", err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 2*len(insts) {
+			t.Fatalf("addr2line printed %d lines for %d addresses", len(lines), len(insts))
+		}
+		for i, in := range insts {
+			fn, pos := lines[2*i], strings.Fields(lines[2*i+1])[0]
+			got := s.LookupLine(in.Addr)
+			if want := fmt.Sprintf("%s %s", fn, filepath.Base(pos)); got.Func+" "+filepath.Base(got.FileLine()) != want {
+				t.Errorf("%#x: %s %s, addr2line says %s", in.Addr, got.Func, got.FileLine(), want)
+			}
+		}
+	}
+
 	// Around a PC inside work, from the process: decoding starts at work
 	// (from the symbolizer), so the listing is the same as above. Without a
 	// symbolizer it syncs from 64 bytes back and still lands on the PC.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"debug/elf"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -317,4 +318,24 @@ func BenchmarkSymbolizerLookup(b *testing.B) {
 			}
 		})
 	}
+}
+
+func ExampleSymbolizer_AddTable() {
+	// A kernel's symbols (from kallsyms or System.map), slid by KASLR.
+	const slide = 0x1e00000
+	kernel := tracer.NewSymbolTable([]tracer.Symbol{
+		{Name: "_text", Start: 0xffffffff81000000},
+		{Name: "start_kernel", Start: 0xffffffff82a0c000},
+		{Name: "native_safe_halt", Start: 0xffffffff81a17a00},
+		{Name: "_etext", Start: 0xffffffff82200000},
+	})
+	s := tracer.NewSymbolizer(nil, nil)
+	s.AddTable(0xffffffff81000000+slide, 0xffffffff82200000+slide, slide, "[kernel.kallsyms]", kernel)
+
+	fmt.Println(s.Lookup(0xffffffff81a17a0b + slide))
+	addr, _ := s.Addr("start_kernel")
+	fmt.Printf("%#x\n", addr)
+	// Output:
+	// native_safe_halt+0xb
+	// 0xffffffff8480c000
 }
