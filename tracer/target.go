@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // ThreadID identifies a thread within a target: a Linux tid, a Mach
@@ -280,4 +281,37 @@ func (t *target) Close() error {
 		errs = append(errs, fmt.Errorf("detach %s: %w", t.b.Describe(), err))
 	}
 	return errors.Join(errs...)
+}
+
+// NewSuspendedTarget wraps a backend whose target is already stopped (a
+// process launched stopped, a VM halted by its stub at connect). The target
+// starts suspended once: call Resume to let it run.
+func NewSuspendedTarget(b Backend) Target { return &target{b: b, suspends: 1} }
+
+// ThreadLister is an optional Backend fast path: the thread ids without the
+// names and states that Threads reads from the OS. The sampler calls it once
+// per sample.
+type ThreadLister interface {
+	ThreadIDs() ([]ThreadID, error)
+}
+
+// ThreadBound is implemented by backends whose OS calls must all come from one
+// OS thread (ptrace). Run executes fn on that thread, where the backend's
+// methods are direct calls; the sampler runs its loop inside Run.
+type ThreadBound interface {
+	Run(fn func()) error
+}
+
+// SignalClearer is implemented by backends that deliver a pending signal to
+// a thread when it resumes; ClearSignal discards it (a breakpoint trap the
+// tracer handled itself).
+type SignalClearer interface {
+	ClearSignal(tid ThreadID) (int, error)
+}
+
+// Sleeper is implemented by backends that have work to do while the target
+// runs between samples (ptrace must serve the signals its tracee receives).
+// The sampler sleeps through it when it can.
+type Sleeper interface {
+	Sleep(d time.Duration)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"slices"
 	"strconv"
@@ -52,6 +53,8 @@ type Process struct {
 	child    bool            // launched by us: we are its real parent
 	reaped   bool            // its exit status was collected by wait4
 
+	sigchld <-chan os.Signal // SIGCHLD notifications, read on the owner thread
+
 	memOnce sync.Once
 	mem     *os.File // /proc/PID/mem, the fallback for process_vm_readv/writev
 	memErr  error
@@ -77,10 +80,23 @@ func start(init func(p *Process) error) (*Process, error) {
 			close(p.done)
 			return
 		}
+		// While the target runs, its threads still enter ptrace-stops of
+		// their own (every signal, clones, group-stops). Each one sends us
+		// SIGCHLD; serve them at once so the target never waits on us.
+		sigc := make(chan os.Signal, 1)
+		signal.Notify(sigc, unix.SIGCHLD)
+		defer signal.Stop(sigc)
+		p.sigchld = sigc
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
 		for {
 			select {
 			case f := <-p.reqs:
 				f()
+			case <-sigc:
+				p.serveEvents()
+			case <-tick.C:
+				p.serveEvents()
 			case <-p.done:
 				return
 			}
@@ -355,6 +371,13 @@ func (p *Process) stopLocked() error {
 func (p *Process) collect(pending []int) error {
 	spins := 0
 	lastCheck := time.Now()
+	if p.sigchld != nil {
+		// Forget notifications of stops collected before this call.
+		select {
+		case <-p.sigchld:
+		default:
+		}
+	}
 	for len(pending) > 0 {
 		progressed := false
 		for i := 0; i < len(pending); i++ {
@@ -389,12 +412,14 @@ func (p *Process) collect(pending []int) error {
 			continue
 		}
 		spins++
-		switch {
-		case spins < 64:
-			// The stop usually arrives within microseconds.
+		if spins < 32 {
+			// The stop usually arrives within microseconds: give the CPU
+			// to the tracee and look again.
 			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-		default:
-			time.Sleep(time.Duration(min(spins, 1000)) * time.Microsecond)
+		} else {
+			// The tracee waits for a CPU (a loaded machine): block until
+			// a stop notification (SIGCHLD) or a millisecond passes.
+			p.waitNotification(time.Millisecond)
 		}
 		if time.Since(lastCheck) > 50*time.Millisecond {
 			lastCheck = time.Now()
@@ -491,21 +516,12 @@ func (p *Process) continueLocked() error {
 	if p.exited {
 		return fmt.Errorf("pid %d: %w (%s)", p.pid, ErrExited, describeStatus(p.status))
 	}
-	for tid, t := range p.threads {
-		if !t.stopped {
-			continue
+	for _, t := range p.threads {
+		if t.stopped {
+			if err := p.resume(t); err != nil {
+				return err
+			}
 		}
-		var err error
-		if t.groupStop {
-			err = ptrace(unix.PTRACE_LISTEN, tid, 0, 0)
-		} else {
-			err = ptrace(unix.PTRACE_CONT, tid, 0, uintptr(t.pendingSig))
-		}
-		if err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("continue thread %d: %w", tid, err)
-		}
-		// On ESRCH the thread is dying; its exit is collected on the next stop.
-		t.stopped, t.pendingSig = false, 0
 	}
 	return nil
 }
@@ -807,4 +823,120 @@ func taskGone(pid, tid int) bool {
 		}
 	}
 	return false
+}
+
+// PeekUser reads the word at offset off of a stopped thread's struct user
+// (x86 debug registers live there).
+func (p *Process) PeekUser(tid int, off uintptr) (uint64, error) {
+	var v uint64
+	err := p.do(func() error {
+		if _, err := p.stoppedThread(tid); err != nil {
+			return err
+		}
+		// PTRACE_PEEKUSR returns the word through data's pointer in the raw syscall.
+		if err := ptrace(unix.PTRACE_PEEKUSR, tid, off, uintptr(unsafe.Pointer(&v))); err != nil {
+			return p.threadError("read user area of", tid, err)
+		}
+		return nil
+	})
+	return v, err
+}
+
+// PokeUser writes the word at offset off of a stopped thread's struct user.
+func (p *Process) PokeUser(tid int, off uintptr, v uint64) error {
+	return p.do(func() error {
+		if _, err := p.stoppedThread(tid); err != nil {
+			return err
+		}
+		if err := ptrace(unix.PTRACE_POKEUSR, tid, off, uintptr(v)); err != nil {
+			return p.threadError("write user area of", tid, err)
+		}
+		return nil
+	})
+}
+
+// serveEvents handles the stops that running threads entered on their own:
+// a signal is delivered and the thread continued, a new thread is adopted and
+// started, a group-stop is kept with PTRACE_LISTEN, an exit is recorded. It
+// runs on the owner thread while the target is meant to be running.
+func (p *Process) serveEvents() {
+	if p.detached || p.exited {
+		return
+	}
+	for progressed := true; progressed; {
+		progressed = false
+		for tid, t := range p.threads {
+			if t.stopped {
+				continue // held by us
+			}
+			var ws unix.WaitStatus
+			wpid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+			if err == unix.ECHILD {
+				delete(p.threads, tid)
+				progressed = true
+				continue
+			}
+			if err != nil || wpid == 0 {
+				continue
+			}
+			progressed = true
+			p.handleStatus(tid, ws)
+			if p.exited {
+				return
+			}
+			if t, ok := p.threads[tid]; ok && t.stopped {
+				p.resume(t)
+			}
+		}
+	}
+}
+
+// resume continues one stopped thread. Runs on the owner thread.
+func (p *Process) resume(t *thread) error {
+	var err error
+	if t.groupStop {
+		err = ptrace(unix.PTRACE_LISTEN, t.tid, 0, 0)
+	} else {
+		err = ptrace(unix.PTRACE_CONT, t.tid, 0, uintptr(t.pendingSig))
+	}
+	// On ESRCH the thread is dying; its exit is collected later.
+	t.stopped, t.pendingSig = false, 0
+	if err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("continue thread %d: %w", t.tid, err)
+	}
+	return nil
+}
+
+// Sleep waits for d while serving the running target's own stops (see
+// serveEvents). The sampler sleeps here between ticks when its loop runs on
+// the owner thread; elsewhere it is a plain sleep.
+func (p *Process) Sleep(d time.Duration) {
+	if unix.Gettid() != p.owner || p.sigchld == nil {
+		time.Sleep(d)
+		return
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case <-p.sigchld:
+			p.serveEvents()
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+// waitNotification blocks until SIGCHLD arrives or d passes.
+func (p *Process) waitNotification(d time.Duration) {
+	if p.sigchld == nil {
+		time.Sleep(d)
+		return
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-p.sigchld:
+	case <-timer.C:
+	}
 }
