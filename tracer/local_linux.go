@@ -378,4 +378,3 @@ func readTaskState(pid, tid int) RunState {
 	}
 	return StateUnknown
 }
-
