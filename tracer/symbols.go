@@ -280,6 +280,10 @@ type SymbolizerOptions struct {
 	// Root is prepended to image paths when opening files, for a target in
 	// another mount namespace ("/proc/1234/root") or a sysroot.
 	Root string
+	// DebugDirs are the folders searched for separate debug files (by build
+	// id and by .gnu_debuglink), like gdb's debug-file-directory. nil means
+	// /usr/lib/debug. Under Root, each is searched inside Root first.
+	DebugDirs []string
 	// Arch selects the slice of a universal (fat) Mach-O file. ArchUnknown
 	// means the host's architecture if the file has it, else the first
 	// amd64 or arm64 slice.
@@ -434,7 +438,7 @@ func (s *Symbolizer) loadObject(path string, im Image) (object, error) {
 		if err != nil && n == 0 {
 			return nil, fmt.Errorf("read %s at %#x: %w", path, im.Start, err)
 		}
-		return newELFObject(path, bytes.NewReader(buf[:n]), nil)
+		return newELFObject(path, bytes.NewReader(buf[:n]), nil, nil)
 	}
 	full := path
 	if s.opts.Root != "" {
@@ -451,7 +455,7 @@ func (s *Symbolizer) loadObject(path string, im Image) (object, error) {
 	}
 	switch {
 	case string(magic[:]) == "\x7fELF":
-		return openELFObject(full, f)
+		return openELFObject(full, f, s.debugDirs())
 	case isMachOMagic(magic):
 		return openMachOObject(full, f, s.opts.Arch)
 	}
@@ -460,6 +464,22 @@ func (s *Symbolizer) loadObject(path string, im Image) (object, error) {
 }
 
 var errUnknownFormat = errors.New("not an ELF or Mach-O file")
+
+// debugDirs returns the folders to search for separate debug files.
+func (s *Symbolizer) debugDirs() []string {
+	dirs := s.opts.DebugDirs
+	if dirs == nil {
+		dirs = defaultDebugDirs
+	}
+	if s.opts.Root == "" {
+		return dirs
+	}
+	var out []string
+	for _, d := range dirs {
+		out = append(out, filepath.Join(s.opts.Root, d), d)
+	}
+	return out
+}
 
 // LoadErrors returns the errors met while reading image files so far, one per
 // file, so a caller can say why some addresses stay unnamed.

@@ -15,9 +15,9 @@ import (
 	"strings"
 )
 
-// debugRoot is where distributions install separate debug files, found by
-// build id (/usr/lib/debug/.build-id/ab/cdef....debug).
-var debugRoot = "/usr/lib/debug"
+// defaultDebugDirs is where distributions install separate debug files
+// (/usr/lib/debug/.build-id/ab/cdef....debug, /usr/lib/debug/usr/bin/x.debug).
+var defaultDebugDirs = []string{"/usr/lib/debug"}
 
 // elfObject is an ELF executable, shared object or in-memory image ([vdso]).
 type elfObject struct {
@@ -34,18 +34,20 @@ func (o *elfObject) line(addr uint64) (string, int, bool) { return o.lines.line(
 
 // openELFObject reads the symbols of the ELF file f (which it closes) and
 // prepares to read its DWARF lines on demand.
-func openELFObject(path string, f *os.File) (object, error) {
+func openELFObject(path string, f *os.File, debugDirs []string) (object, error) {
 	defer f.Close()
-	o, err := newELFObject(path, f, func() (*dwarf.Data, error) { return elfDWARF(path) })
+	o, err := newELFObject(path, f, debugDirs, func() (*dwarf.Data, error) { return elfDWARF(path, debugDirs) })
 	if err != nil {
 		return nil, err
 	}
 	return o, nil
 }
 
-// newELFObject reads an ELF image from r. loadDWARF, when not nil, returns
-// the image's debug information on first use of lines.
-func newELFObject(path string, r io.ReaderAt, loadDWARF func() (*dwarf.Data, error)) (*elfObject, error) {
+// newELFObject reads an ELF image from r; a stripped image's full symbol
+// table is looked for in its separate debug file under debugDirs.
+// loadDWARF, when not nil, returns the image's debug information on first use
+// of lines.
+func newELFObject(path string, r io.ReaderAt, debugDirs []string, loadDWARF func() (*dwarf.Data, error)) (*elfObject, error) {
 	ef, err := elf.NewFile(r)
 	if err != nil {
 		return nil, fmt.Errorf("read ELF %s: %w", path, err)
@@ -62,7 +64,7 @@ func newELFObject(path string, r io.ReaderAt, loadDWARF func() (*dwarf.Data, err
 	}
 	if !hasSection(ef, ".symtab") {
 		// A stripped file: the full table may be in a separate debug file.
-		if dbg := elfDebugFile(ef); dbg != "" {
+		if dbg := elfDebugFile(ef, path, debugDirs); dbg != "" {
 			if df, err := elf.Open(dbg); err == nil {
 				if more, err := elfSymbols(df); err == nil {
 					syms = append(more, syms...)
@@ -122,7 +124,7 @@ func hasSection(ef *elf.File, name string) bool { return ef.Section(name) != nil
 
 // elfDWARF reads the DWARF of the ELF file at path, or of its separate debug
 // file.
-func elfDWARF(path string) (*dwarf.Data, error) {
+func elfDWARF(path string, debugDirs []string) (*dwarf.Data, error) {
 	ef, err := elf.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read DWARF: %w", err)
@@ -135,7 +137,7 @@ func elfDWARF(path string) (*dwarf.Data, error) {
 		}
 		return d, nil
 	}
-	dbg := elfDebugFile(ef)
+	dbg := elfDebugFile(ef, path, debugDirs)
 	if dbg == "" {
 		return nil, fmt.Errorf("%s: %w", path, errNoDebugInfo)
 	}
@@ -151,19 +153,51 @@ func elfDWARF(path string) (*dwarf.Data, error) {
 	return d, nil
 }
 
-// elfDebugFile returns the path of ef's separate debug file, found by build
-// id, or "" when there is none.
-func elfDebugFile(ef *elf.File) string {
-	id := elfBuildID(ef)
-	if len(id) < 2 {
+// elfDebugFile returns the path of the separate debug file of ef (read from
+// path), or "" when there is none. Like gdb, it looks first by build id
+// (DIR/.build-id/ab/cdef....debug) and then by .gnu_debuglink name, next to
+// the file, in its .debug folder and under each DIR.
+func elfDebugFile(ef *elf.File, path string, dirs []string) string {
+	var candidates []string
+	if id := elfBuildID(ef); len(id) >= 2 {
+		h := hex.EncodeToString(id)
+		for _, d := range dirs {
+			candidates = append(candidates, filepath.Join(d, ".build-id", h[:2], h[2:]+".debug"))
+		}
+	}
+	if link := elfDebugLink(ef); link != "" && path != "" {
+		dir := filepath.Dir(path)
+		candidates = append(candidates, filepath.Join(dir, link), filepath.Join(dir, ".debug", link))
+		for _, d := range dirs {
+			candidates = append(candidates, filepath.Join(d, dir, link))
+		}
+	}
+	for _, c := range candidates {
+		if c == path {
+			continue
+		}
+		if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() {
+			return c
+		}
+	}
+	return ""
+}
+
+// elfDebugLink returns the file name in ef's .gnu_debuglink section, or "".
+func elfDebugLink(ef *elf.File) string {
+	s := ef.Section(".gnu_debuglink")
+	if s == nil {
 		return ""
 	}
-	h := hex.EncodeToString(id)
-	p := filepath.Join(debugRoot, ".build-id", h[:2], h[2:]+".debug")
-	if _, err := os.Stat(p); err != nil {
+	data, err := s.Data()
+	if err != nil {
 		return ""
 	}
-	return p
+	name, _, ok := strings.Cut(string(data), "\x00")
+	if !ok || strings.ContainsRune(name, '/') {
+		return ""
+	}
+	return name
 }
 
 // elfBuildID returns the GNU build id of ef, or nil.

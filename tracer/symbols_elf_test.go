@@ -277,3 +277,98 @@ func TestSymbolizePIE(t *testing.T) {
 		}
 	}
 }
+
+// TestSymbolizeDebugFile strips the gcc program and finds its symbols and
+// lines in a separate debug file, by build id and by .gnu_debuglink.
+func TestSymbolizeDebugFile(t *testing.T) {
+	pid, bin, work, _, _ := elfTestRun(t)
+	objcopy, err1 := exec.LookPath("objcopy")
+	strip, err2 := exec.LookPath("strip")
+	if err1 != nil || err2 != nil {
+		t.Skip("binutils (objcopy, strip) not installed")
+	}
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	// stripped copies bin to dir/prog, keeps its debug information in
+	// debugPath and strips it of .symtab and DWARF.
+	stripped := func(dir, debugPath string) string {
+		t.Helper()
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "prog")
+		if err := os.WriteFile(out, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if debugPath != "" {
+			if err := os.MkdirAll(filepath.Dir(debugPath), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			run(objcopy, "--only-keep-debug", bin, debugPath)
+		}
+		run(strip, "--strip-all", out)
+		return out
+	}
+	// images lists the running program's mappings as if they came from file.
+	images := func(file string) []tracer.Image {
+		var out []tracer.Image
+		for _, im := range symTestMaps(t, pid) {
+			if im.Path == bin {
+				im.Path = file
+			}
+			out = append(out, im)
+		}
+		return out
+	}
+	ef, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ef.Close()
+	note := ef.Section(".note.gnu.build-id")
+	if note == nil {
+		t.Skip("gcc wrote no build id")
+	}
+	data, err := note.Data()
+	if err != nil || len(data) < 16+2 {
+		t.Fatalf("build id note: %v", err)
+	}
+	id := fmt.Sprintf("%x", data[16:]) // 12-byte header, then "GNU\x00"
+
+	buildIDDir := t.TempDir()
+	linkDir := t.TempDir()
+	tests := []struct {
+		name      string
+		file      string
+		debugDirs []string
+		want      bool
+	}{
+		{"no-debug-file", stripped(t.TempDir(), ""), []string{t.TempDir()}, false},
+		{"build-id", stripped(t.TempDir(), filepath.Join(buildIDDir, ".build-id", id[:2], id[2:]+".debug")), []string{buildIDDir}, true},
+		{"debuglink", func() string {
+			out := stripped(linkDir, filepath.Join(linkDir, "prog.dbg"))
+			run(objcopy, "--add-gnu-debuglink="+filepath.Join(linkDir, "prog.dbg"), out)
+			return out
+		}(), []string{t.TempDir()}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tracer.NewSymbolizer(images(tt.file), &tracer.SymbolizerOptions{DebugDirs: tt.debugDirs})
+			loc := s.LookupLine(work + 1)
+			if !tt.want {
+				if loc.Known() || loc.File != "" || !strings.HasPrefix(loc.String(), "prog+0x") {
+					t.Errorf("Lookup(work+1) = %q at %q, want prog+0x... and no line", loc, loc.FileLine())
+				}
+				return
+			}
+			if loc.String() != "work+0x1" || filepath.Base(loc.File) != "prog.c" || loc.Line != 4 || loc.Image != tt.file {
+				t.Errorf("Lookup(work+1) = %q at %q in %q, want work+0x1 at prog.c:4 (load errors: %v)", loc, loc.FileLine(), loc.Image, s.LoadErrors())
+			}
+		})
+	}
+}
