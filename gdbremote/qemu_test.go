@@ -118,6 +118,39 @@ func TestQEMUClient(t *testing.T) {
 	}
 }
 
+// TestQEMUReconnectAfterDrop checks the case of a debugger that died: its
+// connection closed without D leaves QEMU's VM paused, and the next
+// OpenTarget finds it so (no stop reply at connect) and lets it run.
+func TestQEMUReconnectAfterDrop(t *testing.T) {
+	vm := testvm.Shared(t)
+	cl, err := gdbremote.Dial(vm.GDBAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	time.Sleep(100 * time.Millisecond)
+	if st, _ := vm.Status(); st != "paused" {
+		t.Fatalf("status after a dropped connection = %q, want paused (QEMU 7.2's behaviour)", st)
+	}
+	tr := traceLog(t)
+	tgt, err := gdbremote.OpenTarget(vm.GDBAddr, &gdbremote.TargetOptions{Options: gdbremote.Options{Trace: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tgt.Backend().(*gdbremote.Backend).Client().ConnectStops(); len(s) != 0 {
+		t.Errorf("stop replies at connect to a paused VM: %+v, want none", s)
+	}
+	if st, _ := vm.Status(); st != "running" {
+		t.Errorf("status after OpenTarget = %q, want running", st)
+	}
+	if err := tgt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := vm.Status(); st != "running" {
+		t.Errorf("status after Close = %q, want running", st)
+	}
+}
+
 // TestQEMUBusyStub checks that a second debugger, which QEMU does not serve
 // while the first holds the stub, gets a timeout error and not a hang.
 func TestQEMUBusyStub(t *testing.T) {
