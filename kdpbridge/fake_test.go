@@ -181,8 +181,19 @@ func (f *fakeCPU) run(stop, done chan struct{}) {
 				case f.trapC <- th.id:
 				default:
 				}
+			case c == 0xeb: // jmp rel8
+				rel, _ := f.byteAt(pc + 1)
+				_ = th.regs.Set("rip", pc+2+uint64(int64(int8(rel))))
 			default:
 				_ = th.regs.Set("rip", pc+1)
+			}
+			if fl, _ := th.regs.Get("rflags"); !th.trapped && fl&x86TF != 0 {
+				// The trace flag: trap after one instruction.
+				th.trapped, th.sig = true, 5
+				select {
+				case f.trapC <- th.id:
+				default:
+				}
 			}
 		}
 		f.mu.Unlock()
@@ -282,6 +293,8 @@ func newLLDBFake() *fakeCPU {
 	}
 	copy(code[0x3a00:], []byte{0x55, 0x48, 0x89, 0xe5, 0x0f, 0x1f, 0x80, 0, 0, 0, 0, 0xf4, 0x5d, 0xc3})
 	code[0x3a40] = 0xcc // a trap of the program's own, for stops without a breakpoint
+	// A loop at 0xffffffff81a17b00: four nops and jmp back.
+	copy(code[0x3b00:], []byte{0x90, 0x90, 0x90, 0x90, 0xeb, 0xfa})
 	f.mapRegion(0xffffffff81a14000, code)
 	f.mapRegion(0xffffc90000003000, make([]byte, 0x2000))
 	f.addThread(1, 0xffffffff81a17a0b, 0xffffc90000003e80)

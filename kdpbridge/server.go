@@ -178,8 +178,9 @@ type Server struct {
 	excTries    int
 	bps         map[uint64][]byte // address -> original bytes
 	current     tracer.ThreadID
-	stepping    bool // the debugger set the trace flag
-	held        bool // the server holds one Suspend of the target
+	stepping    bool       // the debugger set the trace flag
+	step        *stepState // a step armed with the real trace flag
+	held        bool       // the server holds one Suspend of the target
 	parser      kdp.Parser
 
 	watchCancel context.CancelFunc
@@ -385,12 +386,13 @@ func (s *Server) shutdown() {
 	if r, ok := s.stopWatch(); ok && r.err == nil && r.trap.Kind != TrapExited {
 		s.held = true
 	}
-	if len(s.bps) > 0 {
-		// Restore the code with the target stopped.
+	if len(s.bps) > 0 || s.step != nil {
+		// Restore the code and flags with the target stopped.
 		if err := s.halt(); err != nil {
 			s.opts.Logf("kdp server: halt to remove breakpoints: %v", err)
 		}
 	}
+	s.disarmStep()
 	s.removeAllBreakpoints()
 	if err := s.release(); err != nil && !errors.Is(err, tracer.ErrExited) {
 		s.opts.Logf("kdp server: resume on exit: %v", err)
@@ -623,6 +625,7 @@ func (s *Server) serve(p kdp.Packet, from net.Addr) reply {
 // endSession forgets the debugger and removes its breakpoints (XNU does the
 // same on DISCONNECT, REATTACH and an unacknowledged exception).
 func (s *Server) endSession() {
+	s.disarmStep()
 	s.removeAllBreakpoints()
 	s.connected = false
 	s.replyPort, s.excPort, s.connSeq, s.key, s.excSeq = 0, 0, 0, 0, 0
@@ -815,17 +818,18 @@ func (s *Server) Breakpoints() []uint64 {
 // run resumes the target (stepping the current thread first if the debugger
 // asked for a step) and starts watching it for traps.
 func (s *Server) run() {
+	s.step = nil
 	if s.stepping {
+		s.stepping = false
 		if st, ok := s.t.Backend().(Stepper); ok {
 			if err := st.Step(s.current); err == nil {
-				s.stepping = false
 				s.notify(Trap{Thread: s.current, Kind: TrapStep})
 				return
 			} else {
 				s.opts.Logf("kdp server: step thread %d: %v; continuing instead", s.current, err)
 			}
-		} else {
-			s.opts.Logf("kdp server: %s cannot single-step; the step becomes a continue", s.t.Describe())
+		} else if err := s.armStep(); err != nil {
+			s.opts.Logf("kdp server: %s cannot single-step (%v); the step becomes a continue", s.t.Describe(), err)
 		}
 	}
 	if err := s.release(); err != nil {
@@ -835,6 +839,52 @@ func (s *Server) run() {
 	s.startWatch()
 }
 
+// stepState is a single-step in progress with the CPU's own trace flag.
+type stepState struct {
+	tid    tracer.ThreadID
+	fromPC uint64
+}
+
+// armStep sets the x86 trace flag in the current thread's real registers:
+// the CPU traps after one instruction (SIGTRAP under ptrace), and the watcher
+// reports the thread once its PC has moved.
+func (s *Server) armStep() error {
+	if s.arch != tracer.ArchAMD64 {
+		return fmt.Errorf("no trace flag on %s", s.arch)
+	}
+	regs, err := s.t.ThreadState(s.current, tracer.FlavorGeneral)
+	if err != nil {
+		return err
+	}
+	fl, ok := regs.Get("rflags")
+	if !ok {
+		return errors.New("no rflags register")
+	}
+	_ = regs.Set("rflags", fl|x86TF)
+	if err := s.t.SetThreadState(s.current, regs); err != nil {
+		return err
+	}
+	s.step = &stepState{tid: s.current, fromPC: regs.PC()}
+	return nil
+}
+
+// disarmStep clears the trace flag set by armStep.
+func (s *Server) disarmStep() {
+	st := s.step
+	s.step = nil
+	if st == nil {
+		return
+	}
+	regs, err := s.t.ThreadState(st.tid, tracer.FlavorGeneral)
+	if err != nil {
+		return
+	}
+	if fl, ok := regs.Get("rflags"); ok && fl&x86TF != 0 {
+		_ = regs.Set("rflags", fl&^x86TF)
+		_ = s.t.SetThreadState(st.tid, regs)
+	}
+}
+
 // startWatch watches the running target for a trap, with the backend's
 // TrapWaiter or by polling.
 func (s *Server) startWatch() {
@@ -842,6 +892,11 @@ func (s *Server) startWatch() {
 	done := make(chan watchResult, 1)
 	s.watchCancel, s.watchDone = cancel, done
 	tw, _ := s.t.Backend().(TrapWaiter)
+	var step *stepState
+	if s.step != nil {
+		c := *s.step
+		step = &c
+	}
 	bps := make(map[uint64]bool, len(s.bps))
 	for a := range s.bps {
 		bps[a] = true
@@ -852,7 +907,7 @@ func (s *Server) startWatch() {
 			done <- watchResult{trap: tr, err: err}
 			return
 		}
-		done <- pollTraps(ctx, s.t, s.arch, bps, s.opts.PollInterval)
+		done <- pollTraps(ctx, s.t, s.arch, bps, step, s.opts.PollInterval)
 	}()
 }
 
@@ -885,7 +940,7 @@ type SignalClearer interface {
 // breakpoints (amd64: PC one past it; arm64: PC at it), resuming the target
 // otherwise. A running target is thus only interrupted when a thread has
 // stopped, not at every tick.
-func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[uint64]bool, every time.Duration) watchResult {
+func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[uint64]bool, step *stepState, every time.Duration) watchResult {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -898,7 +953,7 @@ func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[u
 		if errors.Is(err, tracer.ErrExited) {
 			return watchResult{trap: Trap{Kind: TrapExited}}
 		}
-		if err != nil || len(bps) == 0 || !maybeTrapped(ths) {
+		if err != nil || (len(bps) == 0 && step == nil) || !maybeTrapped(ths) {
 			continue
 		}
 		if err := t.Suspend(); err != nil {
@@ -912,6 +967,16 @@ func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[u
 				_, _ = sc.ClearSignal(tid)
 			}
 			return watchResult{trap: Trap{Thread: tid, Kind: TrapBreakpoint}}
+		}
+		if step != nil {
+			// The stepped thread is done once its PC moved (a stop with the
+			// PC unchanged is a stale interrupt, collected by this Suspend).
+			if r, err := t.ThreadState(step.tid, tracer.FlavorGeneral); err == nil && r.PC() != step.fromPC {
+				if sc, ok := t.Backend().(SignalClearer); ok {
+					_, _ = sc.ClearSignal(step.tid)
+				}
+				return watchResult{trap: Trap{Thread: step.tid, Kind: TrapStep}}
+			}
 		}
 		if err := t.Resume(); errors.Is(err, tracer.ErrExited) {
 			return watchResult{trap: Trap{Kind: TrapExited}}
@@ -969,8 +1034,28 @@ func (s *Server) onWatch(r watchResult) error {
 	}
 	s.held = true
 	s.current = r.trap.Thread
+	if st := s.step; st != nil {
+		s.disarmStep()
+		if r.trap.Thread == st.tid && r.trap.Kind == TrapBreakpoint && !s.atBreakpoint(st.tid) {
+			r.trap.Kind = TrapStep // a TrapWaiter reporting the trace trap
+		}
+	}
 	s.notify(r.trap)
 	return nil
+}
+
+// atBreakpoint reports whether a stopped thread's PC shows a breakpoint hit.
+func (s *Server) atBreakpoint(tid tracer.ThreadID) bool {
+	r, err := s.t.ThreadState(tid, tracer.FlavorGeneral)
+	if err != nil {
+		return false
+	}
+	pc := r.PC()
+	if s.arch == tracer.ArchAMD64 {
+		pc--
+	}
+	_, ok := s.bps[pc]
+	return ok
 }
 
 // excInfo maps a trap onto the Mach exception LLDB expects.
