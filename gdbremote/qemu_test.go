@@ -239,3 +239,26 @@ func TestMain(m *testing.M) {
 	testvm.StopShared()
 	os.Exit(code)
 }
+
+// TestQEMUStayHalted opens the stub keeping the guest halted: the target
+// starts suspended, and Resume lets the guest run.
+func TestQEMUStayHalted(t *testing.T) {
+	vm := testvm.Shared(t)
+	tgt, err := gdbremote.OpenTarget("gdb://"+vm.GDBAddr, &gdbremote.TargetOptions{StayHalted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	if !tgt.Suspended() {
+		t.Error("StayHalted target is not suspended")
+	}
+	if st, _ := vm.Status(); st != "paused" {
+		t.Errorf("status = %q, want paused", st)
+	}
+	if err := tgt.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := vm.Status(); st != "running" {
+		t.Errorf("status after Resume = %q, want running", st)
+	}
+}

@@ -55,15 +55,11 @@ func OpenTarget(addr string, opts *TargetOptions) (tracer.Target, error) {
 		cl.Detach()
 		return nil, err
 	}
-	t := tracer.NewTarget(b)
 	if opts != nil && opts.StayHalted {
-		// The guest is halted already; Suspend only counts it.
-		if err := t.Suspend(); err != nil {
-			t.Close()
-			return nil, err
-		}
-		return t, nil
+		// The guest is halted already: the target starts suspended once.
+		return tracer.NewSuspendedTarget(b), nil
 	}
+	t := tracer.NewTarget(b)
 	if err := b.Continue(); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("gdb://%s: resume after connect: %w", addr, err)
