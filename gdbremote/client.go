@@ -89,10 +89,12 @@ func Dial(addr string, opts *Options) (*Client, error) {
 }
 
 func (cl *Client) handshake() error {
-	// The first packet is resent if no ack comes quickly: a stub that was
-	// busy stopping the VM may have dropped it.
+	// No resend when the ack is slow: QEMU, busy pausing the VM under
+	// load, can take more than 500 ms to ack the first packet, and then it
+	// answers every copy (seen: the second qSupported reply taken for the
+	// answer to qXfer).
 	q := "qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+"
-	if err := cl.c.send("qSupported", []byte(q), 500*time.Millisecond); err != nil {
+	if err := cl.c.send("qSupported", []byte(q)); err != nil {
 		return err
 	}
 	p, err := cl.c.recv("qSupported", false)
@@ -140,7 +142,7 @@ func (cl *Client) handshake() error {
 	// all-stop stub is halted, which it is after a debugger attaches.
 	cl.connectStops = append(cl.connectStops, cl.c.async...)
 	cl.c.async = cl.c.async[:0]
-	if err := cl.c.send("?", []byte("?"), 0); err != nil {
+	if err := cl.c.send("?", []byte("?")); err != nil {
 		return err
 	}
 	p, err = cl.c.recv("?", true)
@@ -271,7 +273,7 @@ func (cl *Client) Continue() error {
 		cmd = "vCont;c"
 	}
 	cl.c.async = cl.c.async[:0]
-	if err := cl.c.send(cmd, []byte(cmd), 0); err != nil {
+	if err := cl.c.send(cmd, []byte(cmd)); err != nil {
 		return err
 	}
 	cl.running = true
@@ -297,7 +299,7 @@ func (cl *Client) Step(thread string) error {
 		}
 		cmd = "s"
 	}
-	if err := cl.c.send(cmd, []byte(cmd), 0); err != nil {
+	if err := cl.c.send(cmd, []byte(cmd)); err != nil {
 		return err
 	}
 	cl.running = true
@@ -673,7 +675,7 @@ func (cl *Client) Monitor(cmd string) (string, error) {
 	if err := cl.halted(op); err != nil {
 		return "", err
 	}
-	if err := cl.c.send(op, []byte(fmt.Sprintf("qRcmd,%x", cmd)), 0); err != nil {
+	if err := cl.c.send(op, []byte(fmt.Sprintf("qRcmd,%x", cmd))); err != nil {
 		return "", err
 	}
 	var out strings.Builder

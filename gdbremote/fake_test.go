@@ -26,6 +26,8 @@ type fakeStub struct {
 	before string
 	// onNak is resent (framed) when the client naks a reply.
 	onNak string
+	// slowAck delays the ack and reply of the first packet.
+	slowAck time.Duration
 }
 
 func newFakeStub(t *testing.T, handle func(string) []string) *fakeStub {
@@ -88,6 +90,9 @@ func (f *fakeStub) conn(c net.Conn) {
 		}
 		if first && f.before != "" {
 			c.Write([]byte(f.before))
+		}
+		if first && f.slowAck > 0 {
+			time.Sleep(f.slowAck)
 		}
 		first = false
 		c.Write([]byte("+"))
@@ -224,6 +229,30 @@ func TestStopBeforeAckAndBadChecksum(t *testing.T) {
 	}
 	if !naked {
 		t.Error("the fake never sent the corrupt reply")
+	}
+}
+
+// TestSlowFirstAck: QEMU under load took over 500 ms to ack the first
+// packet; a client that resent it got two qSupported replies and took the
+// second for the answer to qXfer. The client must wait, not resend.
+func TestSlowFirstAck(t *testing.T) {
+	f := newFakeStub(t, fakeHandshake)
+	f.slowAck = 800 * time.Millisecond
+	cl, err := Dial(f.addr(), &Options{Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, p := range f.got {
+		if strings.HasPrefix(p, "qSupported") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("qSupported sent %d times, want once", n)
 	}
 }
 

@@ -109,10 +109,9 @@ func (c *conn) deadline() { c.nc.SetReadDeadline(time.Now().Add(c.timeout)) }
 
 // send writes one packet and, with acks on, waits for its '+'. A '-' makes
 // it resend. Packets that arrive before the ack (QEMU's unasked stop reply
-// at connect can) are acknowledged and queued. If resendAfter is non-zero and
-// no ack has come by then, the packet is sent again (used for the first
-// packet of a session, which a stub may have dropped).
-func (c *conn) send(op string, data []byte, resendAfter time.Duration) error {
+// at connect can) are acknowledged and queued. A slow ack is waited for, not
+// answered with a resend: a stub answers every copy it receives.
+func (c *conn) send(op string, data []byte) error {
 	if c.err != nil {
 		return c.err
 	}
@@ -124,26 +123,11 @@ func (c *conn) send(op string, data []byte, resendAfter time.Duration) error {
 	if c.noAck {
 		return nil
 	}
-	end := time.Now().Add(c.timeout)
+	c.deadline()
 	naks := 0
 	for {
-		d := end
-		if resendAfter > 0 {
-			if r := time.Now().Add(resendAfter); r.Before(d) {
-				d = r
-			}
-		}
-		c.nc.SetReadDeadline(d)
 		b, err := c.br.ReadByte()
 		if err != nil {
-			var ne net.Error
-			if resendAfter > 0 && errors.As(err, &ne) && ne.Timeout() && time.Now().Before(end) {
-				c.logf("-> %s (resend: no ack after %v)", pkt, resendAfter)
-				if err := c.write(op, c.frame(data)); err != nil {
-					return err
-				}
-				continue
-			}
 			return c.fail(op, err)
 		}
 		switch b {
@@ -157,7 +141,6 @@ func (c *conn) send(op string, data []byte, resendAfter time.Duration) error {
 				return err
 			}
 		case '$':
-			c.nc.SetReadDeadline(end)
 			p, err := c.readBody(op)
 			if err != nil {
 				return err
@@ -304,7 +287,7 @@ func (c *conn) recv(op string, stopOK bool) ([]byte, error) {
 // meanwhile are recorded as asynchronous. An "Exx" reply becomes a
 // *ProtocolError; an empty reply is returned as an empty slice.
 func (c *conn) request(op string, data []byte) ([]byte, error) {
-	if err := c.send(op, data, 0); err != nil {
+	if err := c.send(op, data); err != nil {
 		return nil, err
 	}
 	p, err := c.recv(op, false)
