@@ -165,3 +165,35 @@ func ExampleDisassemble() {
 	// 0x1004  e8f70f0000       call 0x2000 <helper>
 	// 0x1009  c3               ret
 }
+
+// FuzzDisassemble checks that any bytes decode into instructions that cover
+// the input exactly, in order, without panicking.
+func FuzzDisassemble(f *testing.F) {
+	f.Add([]byte{0x55, 0x48, 0x89, 0xe5, 0xc3}, uint64(0x1000), true)
+	f.Add([]byte{0xfd, 0x7b, 0xbf, 0xa9, 0xc0, 0x03, 0x5f, 0xd6}, uint64(0x1000), false)
+	f.Add([]byte{0x0f, 0x0f, 0xff}, uint64(0), true)
+	f.Fuzz(func(t *testing.T, code []byte, addr uint64, amd64 bool) {
+		arch := tracer.ArchARM64
+		if amd64 {
+			arch = tracer.ArchAMD64
+		}
+		next := addr
+		total := 0
+		for _, in := range tracer.Disassemble(arch, code, addr, disTestSyms) {
+			if in.Addr != next || in.Len <= 0 || len(in.Bytes) != in.Len || in.Text == "" {
+				t.Fatalf("bad instruction %+v (expected at %#x)", in, next)
+			}
+			next += uint64(in.Len)
+			total += in.Len
+		}
+		if total != len(code) {
+			t.Fatalf("instructions cover %d bytes of %d", total, len(code))
+		}
+		if len(code) > 0 {
+			pc := addr + uint64(len(code)-1)
+			if s := tracer.DisasmStart(arch, code, addr, pc, 4); s > pc || s < addr {
+				t.Fatalf("DisasmStart = %#x outside [%#x, %#x]", s, addr, pc)
+			}
+		}
+	})
+}
