@@ -268,13 +268,14 @@ func (f *fakeCPU) ClearSignal(tid tracer.ThreadID) (int, error) {
 // fakeWaiter adds TrapWaiter to the fake: the server then needs no polling.
 type fakeWaiter struct{ *fakeCPU }
 
-func (f fakeWaiter) WaitTrap(ctx context.Context) (Trap, error) {
+func (f fakeWaiter) WaitTrap(ctx context.Context) (tracer.ThreadID, error) {
 	select {
 	case <-ctx.Done():
-		return Trap{}, ctx.Err()
+		return 0, ctx.Err()
 	case tid := <-f.trapC:
 		_ = f.Stop()
-		return Trap{Thread: tid, Kind: TrapBreakpoint}, nil
+		_, _ = f.ClearSignal(tid)
+		return tid, nil
 	}
 }
 

@@ -17,44 +17,39 @@ import (
 // otherwise: KDP's port on loopback.
 const DefaultServerAddr = "127.0.0.1:41139"
 
-// TrapKind says why a running target stopped by itself.
-type TrapKind uint8
+// trapKind says why a running target stopped by itself.
+type trapKind uint8
 
-// Trap kinds.
 const (
-	TrapBreakpoint TrapKind = iota + 1 // a software breakpoint instruction
-	TrapStep                           // a single-step (trace) trap
-	TrapFault                          // a memory fault (Addr is the address)
-	TrapIllegal                        // an illegal or privileged instruction
-	TrapOther                          // any other stop (a signal)
-	TrapExited                         // the target exited (ExitCode is set)
+	trapBreakpoint trapKind = iota + 1 // a software breakpoint instruction
+	trapStep                           // a single-step (trace) trap
+	trapExited                         // the target exited
 )
 
-// Trap describes a stop a running target reported.
-type Trap struct {
-	Thread   tracer.ThreadID
-	Kind     TrapKind
-	Addr     uint64 // fault address for TrapFault
-	ExitCode int    // for TrapExited
+// trap is a stop the watcher saw.
+type trap struct {
+	thread tracer.ThreadID
+	kind   trapKind
 }
 
-// TrapWaiter is an optional interface of a tracer.Backend whose target can
-// stop by itself (a breakpoint or single-step trap, a fault) and say so.
+// TrapWaiter is an optional interface of a tracer.Backend whose threads can
+// stop on a breakpoint or single-step trap while the target runs, and say so.
+// It uses only tracer types, so a backend in package tracer can implement it.
 //
-// WaitTrap is called while the target runs (after Continue). It blocks until
-// a thread traps or ctx ends. On a trap it returns with the whole target
-// stopped, as Stop leaves it, and the trap's signal consumed: the next
-// Continue must not deliver it (a SIGTRAP redelivered would kill the
-// process). On a breakpoint trap on amd64 the thread's PC is one past the
-// trap instruction, as the CPU leaves it; on arm64 it is the trap's address.
-// When ctx ends first, WaitTrap returns ctx.Err() and the target keeps
-// running.
+// WaitTrap is called while the target runs (after Continue). While it waits,
+// a thread that executes a breakpoint instruction (amd64 int3, arm64 BRK) or
+// takes a trace trap (the x86 TF flag) must be held stopped, its SIGTRAP not
+// delivered. WaitTrap then stops the whole target, as Stop does, and returns
+// that thread, leaving the trap's signal discarded so the next Continue does
+// not deliver it (a redelivered SIGTRAP kills the process). The trapped
+// thread's PC is as the CPU left it: one past the int3 on amd64, at the BRK
+// on arm64. When ctx ends first, WaitTrap returns ctx.Err() and the target
+// keeps running; when the target exits, the error wraps tracer.ErrExited.
 //
-// Backends without it are served by polling: the server suspends the target
-// every PollInterval, looks for a thread whose PC shows it executed one of its
-// breakpoints, and resumes it otherwise.
+// Backends without it are served by polling (see pollTraps), which works only
+// if the backend leaves a thread that trapped stopped until the next Stop.
 type TrapWaiter interface {
-	WaitTrap(ctx context.Context) (Trap, error)
+	WaitTrap(ctx context.Context) (tracer.ThreadID, error)
 }
 
 // Stepper is an optional interface of a tracer.Backend that can execute one
@@ -253,7 +248,7 @@ type datagram struct {
 }
 
 type watchResult struct {
-	trap Trap
+	trap trap
 	err  error // nil with a trap; the target is then stopped
 }
 
@@ -383,7 +378,7 @@ func (s *Server) pickThread() error {
 
 // shutdown leaves the target as it found it: breakpoints removed, running.
 func (s *Server) shutdown() {
-	if r, ok := s.stopWatch(); ok && r.err == nil && r.trap.Kind != TrapExited {
+	if r, ok := s.stopWatch(); ok && r.err == nil && r.trap.kind != trapExited {
 		s.held = true
 	}
 	if len(s.bps) > 0 || s.step != nil {
@@ -637,8 +632,8 @@ func (s *Server) endSession() {
 func (s *Server) interrupt() error {
 	if r, ok := s.stopWatch(); ok && r.err == nil {
 		s.held = true
-		if r.trap.Kind != TrapExited {
-			s.current = r.trap.Thread
+		if r.trap.kind != trapExited {
+			s.current = r.trap.thread
 		}
 		return nil
 	}
@@ -823,7 +818,7 @@ func (s *Server) run() {
 		s.stepping = false
 		if st, ok := s.t.Backend().(Stepper); ok {
 			if err := st.Step(s.current); err == nil {
-				s.notify(Trap{Thread: s.current, Kind: TrapStep})
+				s.notify(trap{thread: s.current, kind: trapStep})
 				return
 			} else {
 				s.opts.Logf("kdp server: step thread %d: %v; continuing instead", s.current, err)
@@ -903,8 +898,12 @@ func (s *Server) startWatch() {
 	}
 	go func() {
 		if tw != nil {
-			tr, err := tw.WaitTrap(ctx)
-			done <- watchResult{trap: tr, err: err}
+			tid, err := tw.WaitTrap(ctx)
+			if errors.Is(err, tracer.ErrExited) {
+				done <- watchResult{trap: trap{kind: trapExited}}
+				return
+			}
+			done <- watchResult{trap: trap{thread: tid, kind: trapBreakpoint}, err: err}
 			return
 		}
 		done <- pollTraps(ctx, s.t, s.arch, bps, step, s.opts.PollInterval)
@@ -951,14 +950,14 @@ func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[u
 		}
 		ths, err := t.Threads()
 		if errors.Is(err, tracer.ErrExited) {
-			return watchResult{trap: Trap{Kind: TrapExited}}
+			return watchResult{trap: trap{kind: trapExited}}
 		}
 		if err != nil || (len(bps) == 0 && step == nil) || !maybeTrapped(ths) {
 			continue
 		}
 		if err := t.Suspend(); err != nil {
 			if errors.Is(err, tracer.ErrExited) {
-				return watchResult{trap: Trap{Kind: TrapExited}}
+				return watchResult{trap: trap{kind: trapExited}}
 			}
 			continue
 		}
@@ -966,7 +965,7 @@ func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[u
 			if sc, ok := t.Backend().(SignalClearer); ok {
 				_, _ = sc.ClearSignal(tid)
 			}
-			return watchResult{trap: Trap{Thread: tid, Kind: TrapBreakpoint}}
+			return watchResult{trap: trap{thread: tid, kind: trapBreakpoint}}
 		}
 		if step != nil {
 			// The stepped thread is done once its PC moved (a stop with the
@@ -975,11 +974,11 @@ func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[u
 				if sc, ok := t.Backend().(SignalClearer); ok {
 					_, _ = sc.ClearSignal(step.tid)
 				}
-				return watchResult{trap: Trap{Thread: step.tid, Kind: TrapStep}}
+				return watchResult{trap: trap{thread: step.tid, kind: trapStep}}
 			}
 		}
 		if err := t.Resume(); errors.Is(err, tracer.ErrExited) {
-			return watchResult{trap: Trap{Kind: TrapExited}}
+			return watchResult{trap: trap{kind: trapExited}}
 		}
 	}
 }
@@ -1026,18 +1025,18 @@ func (s *Server) onWatch(r watchResult) error {
 		s.startWatch()
 		return nil
 	}
-	if r.trap.Kind == TrapExited {
+	if r.trap.kind == trapExited {
 		s.held = false
-		s.sendTermination(r.trap.ExitCode)
+		s.sendTermination(0)
 		s.bps = map[uint64][]byte{} // the memory is gone
 		return fmt.Errorf("kdp serve: %s: %w", s.t.Describe(), tracer.ErrExited)
 	}
 	s.held = true
-	s.current = r.trap.Thread
+	s.current = r.trap.thread
 	if st := s.step; st != nil {
 		s.disarmStep()
-		if r.trap.Thread == st.tid && r.trap.Kind == TrapBreakpoint && !s.atBreakpoint(st.tid) {
-			r.trap.Kind = TrapStep // a TrapWaiter reporting the trace trap
+		if r.trap.thread == st.tid && r.trap.kind == trapBreakpoint && !s.atBreakpoint(st.tid) {
+			r.trap.kind = trapStep // a TrapWaiter reporting the trace trap
 		}
 	}
 	s.notify(r.trap)
@@ -1059,31 +1058,24 @@ func (s *Server) atBreakpoint(tid tracer.ThreadID) bool {
 }
 
 // excInfo maps a trap onto the Mach exception LLDB expects.
-func (s *Server) excInfo(tr Trap) kdp.ExcInfo {
-	switch tr.Kind {
-	case TrapBreakpoint:
-		if s.arch == tracer.ArchARM64 {
-			// EXC_ARM_BREAKPOINT with a non-zero subcode: LLDB reports a
-			// breakpoint hit at PC.
-			return kdp.ExcInfo{Exception: kdp.ExcBreakpoint, Code: 1, Subcode: 1}
-		}
-		// EXC_I386_BPTFLT with RIP one past the int3: LLDB finds the site at
-		// PC-1 and rewinds the PC.
-		return kdp.ExcInfo{Exception: kdp.ExcBreakpoint, Code: 3}
-	case TrapStep:
+func (s *Server) excInfo(tr trap) kdp.ExcInfo {
+	if tr.kind == trapStep {
 		return kdp.ExcInfo{Exception: kdp.ExcBreakpoint, Code: 1} // EXC_I386_SGL / EXC_ARM_BREAKPOINT
-	case TrapFault:
-		return kdp.ExcInfo{Exception: kdp.ExcBadAccess, Code: 1, Subcode: uint32(tr.Addr)} // KERN_INVALID_ADDRESS
-	case TrapIllegal:
-		return kdp.ExcInfo{Exception: kdp.ExcBadInstruction, Code: 1}
 	}
-	return kdp.ExcInfo{Exception: kdp.ExcSoftware}
+	if s.arch == tracer.ArchARM64 {
+		// EXC_ARM_BREAKPOINT with a non-zero subcode: LLDB reports a
+		// breakpoint hit at PC.
+		return kdp.ExcInfo{Exception: kdp.ExcBreakpoint, Code: 1, Subcode: 1}
+	}
+	// EXC_I386_BPTFLT with RIP one past the int3: LLDB finds the site at
+	// PC-1 and rewinds the PC.
+	return kdp.ExcInfo{Exception: kdp.ExcBreakpoint, Code: 3}
 }
 
 // notify enters the notifying state with the target halted: with a session
 // it sends EXCEPTION until acknowledged; without one it waits for a debugger,
 // as XNU does when a trap finds no debugger connected.
-func (s *Server) notify(tr Trap) {
+func (s *Server) notify(tr trap) {
 	if !s.connected {
 		s.setState(stateWait)
 		s.expected = 0
@@ -1099,7 +1091,7 @@ func (s *Server) notify(tr Trap) {
 	s.excPacket = b
 	s.excTries = 1
 	s.setState(stateNotify)
-	s.opts.Logf("kdp server: thread %d trapped (%+v); EXCEPTION seq %d", tr.Thread, n.Info[0], n.Seq)
+	s.opts.Logf("kdp server: thread %d trapped (%+v); EXCEPTION seq %d", tr.thread, n.Info[0], n.Seq)
 	s.send(b, s.excAddr())
 }
 
