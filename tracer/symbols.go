@@ -194,6 +194,10 @@ type CodeLocation struct {
 	ImageAddr uint64
 	File      string // source file, when lines were asked for and known
 	Line      int    // source line, or 0
+	// Inlined marks a function whose code the compiler inlined into the
+	// function of the next location (see LookupInline); FuncAddr and
+	// Offset are zero then.
+	Inlined bool
 }
 
 // Known reports whether a symbol was found for the address.
@@ -241,6 +245,9 @@ type object interface {
 	bias(im Image) (uint64, error)
 	// line returns the source position of a link-time address.
 	line(addr uint64) (file string, line int, ok bool)
+	// inlined returns the inlined calls at a link-time address, outermost
+	// first.
+	inlined(addr uint64) []inlineRange
 }
 
 // tableObject is an object with symbols only (an external table).
@@ -249,6 +256,7 @@ type tableObject struct{ t *SymbolTable }
 func (o tableObject) table() *SymbolTable             { return o.t }
 func (o tableObject) bias(Image) (uint64, error)      { return 0, nil }
 func (o tableObject) line(uint64) (string, int, bool) { return "", 0, false }
+func (o tableObject) inlined(uint64) []inlineRange    { return nil }
 
 // loadedFile caches one file's object, loaded at most once.
 type loadedFile struct {
@@ -305,8 +313,9 @@ type Symbolizer struct {
 }
 
 type cached struct {
-	loc   CodeLocation
-	lines bool // loc.File and loc.Line have been looked up
+	loc     CodeLocation
+	lines   bool           // loc.File and loc.Line have been looked up
+	inlines []CodeLocation // LookupInline's answer, once asked for
 }
 
 // NewSymbolizer returns a symbolizer for a target with the given images
@@ -551,9 +560,15 @@ func (s *Symbolizer) LookupLine(addr uint64) CodeLocation { return s.lookup(addr
 func (s *Symbolizer) lookup(addr uint64, lines bool) CodeLocation {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.lookupLocked(addr, lines).loc
+}
+
+// lookupLocked returns the cache entry of addr, filled at least as far as
+// asked. s.mu is held.
+func (s *Symbolizer) lookupLocked(addr uint64, lines bool) cached {
 	c, ok := s.cache[addr]
 	if ok && (c.lines || !lines) {
-		return c.loc
+		return c
 	}
 	m := s.find(addr)
 	if !ok {
@@ -566,7 +581,40 @@ func (s *Symbolizer) lookup(addr uint64, lines bool) CodeLocation {
 		}
 	}
 	s.cache[addr] = c
-	return c.loc
+	return c
+}
+
+// LookupInline symbolizes addr with its source line and the calls the
+// compiler inlined there: the innermost inlined function first (Inlined
+// set, at addr's own line), then each caller at the line of its call, and
+// last the function that holds the code, as Lookup names it. With nothing
+// inlined, or no DWARF to tell, it returns LookupLine's location alone.
+// The slice must not be modified.
+func (s *Symbolizer) LookupInline(addr uint64) []CodeLocation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.lookupLocked(addr, true)
+	if c.inlines != nil {
+		return c.inlines
+	}
+	var chain []inlineRange
+	if m := s.find(addr); m != nil && m.obj != nil {
+		chain = m.obj.inlined(addr - m.bias)
+	}
+	frames := make([]CodeLocation, 0, len(chain)+1)
+	file, line := c.loc.File, c.loc.Line
+	for i := len(chain) - 1; i >= 0; i-- {
+		frames = append(frames, CodeLocation{
+			Addr: addr, Func: chain[i].name, Image: c.loc.Image, ImageAddr: c.loc.ImageAddr,
+			File: file, Line: line, Inlined: true,
+		})
+		file, line = chain[i].callFile, chain[i].callLine
+	}
+	outer := c.loc
+	outer.File, outer.Line = file, line
+	c.inlines = append(frames, outer)
+	s.cache[addr] = c
+	return c.inlines
 }
 
 // resolve symbolizes addr in m (which may be nil). s.mu is held.
@@ -636,11 +684,13 @@ func (s *Symbolizer) Addr(name string) (uint64, error) {
 	return sym.Start, err
 }
 
-// dwarfLines answers source-line queries from DWARF line tables.
+// dwarfLines answers source-line and inlining queries from DWARF. It is not
+// safe for concurrent use.
 type dwarfLines struct {
 	d       *dwarf.Data
 	units   []dwarfUnit // sorted by lo
-	readers map[*dwarf.Entry]*dwarf.LineReader
+	cus     map[dwarf.Offset]*dwarfCU
+	origins map[dwarf.Offset]string // names of abstract origins
 }
 
 type dwarfUnit struct {
@@ -648,9 +698,25 @@ type dwarfUnit struct {
 	cu     *dwarf.Entry
 }
 
+// dwarfCU is what has been read of one compilation unit.
+type dwarfCU struct {
+	lr      *dwarf.LineReader // nil when the unit has no line table
+	inlines []inlineRange     // read on first use
+	inlDone bool
+}
+
+// inlineRange is one address range of an inlined call.
+type inlineRange struct {
+	lo, hi   uint64
+	depth    int    // nesting depth of the DIE in its unit
+	name     string // the inlined function
+	callFile string // where it was called from
+	callLine int
+}
+
 // newDwarfLines indexes the address ranges of d's compilation units.
 func newDwarfLines(d *dwarf.Data) *dwarfLines {
-	l := &dwarfLines{d: d, readers: make(map[*dwarf.Entry]*dwarf.LineReader)}
+	l := &dwarfLines{d: d, cus: make(map[dwarf.Offset]*dwarfCU), origins: make(map[dwarf.Offset]string)}
 	r := d.Reader()
 	for {
 		e, err := r.Next()
@@ -673,8 +739,9 @@ func newDwarfLines(d *dwarf.Data) *dwarfLines {
 	return l
 }
 
-// line returns the source position of pc. It is not safe for concurrent use.
-func (l *dwarfLines) line(pc uint64) (string, int, bool) {
+// unitsAt calls f with each compilation unit whose ranges hold pc until f
+// returns true.
+func (l *dwarfLines) unitsAt(pc uint64, f func(e *dwarf.Entry, cu *dwarfCU) bool) {
 	i, found := slices.BinarySearchFunc(l.units, pc, func(u dwarfUnit, a uint64) int { return cmp.Compare(u.lo, a) })
 	if !found {
 		i--
@@ -686,21 +753,122 @@ func (l *dwarfLines) line(pc uint64) (string, int, bool) {
 		if pc >= u.hi {
 			continue
 		}
-		lr, ok := l.readers[u.cu]
+		cu, ok := l.cus[u.cu.Offset]
 		if !ok {
-			lr, _ = l.d.LineReader(u.cu)
-			l.readers[u.cu] = lr
+			cu = &dwarfCU{}
+			cu.lr, _ = l.d.LineReader(u.cu)
+			l.cus[u.cu.Offset] = cu
 		}
-		if lr == nil {
-			continue
+		if f(u.cu, cu) {
+			return
 		}
-		var le dwarf.LineEntry
-		if err := lr.SeekPC(pc, &le); err != nil || le.File == nil {
-			continue
-		}
-		return le.File.Name, le.Line, true
 	}
-	return "", 0, false
+}
+
+// line returns the source position of pc.
+func (l *dwarfLines) line(pc uint64) (file string, line int, ok bool) {
+	l.unitsAt(pc, func(_ *dwarf.Entry, cu *dwarfCU) bool {
+		var le dwarf.LineEntry
+		if cu.lr == nil || cu.lr.SeekPC(pc, &le) != nil || le.File == nil {
+			return false
+		}
+		file, line, ok = le.File.Name, le.Line, true
+		return true
+	})
+	return file, line, ok
+}
+
+// inlined returns the inlined calls whose code holds pc, outermost first.
+func (l *dwarfLines) inlined(pc uint64) []inlineRange {
+	var chain []inlineRange
+	l.unitsAt(pc, func(e *dwarf.Entry, cu *dwarfCU) bool {
+		if !cu.inlDone {
+			cu.inlDone = true
+			cu.inlines = l.readInlines(e, cu)
+		}
+		for _, r := range cu.inlines {
+			if pc >= r.lo && pc < r.hi {
+				chain = append(chain, r)
+			}
+		}
+		return len(chain) > 0
+	})
+	slices.SortStableFunc(chain, func(a, b inlineRange) int { return cmp.Compare(a.depth, b.depth) })
+	return chain
+}
+
+// readInlines collects the inlined subroutines of one compilation unit.
+func (l *dwarfLines) readInlines(cuEntry *dwarf.Entry, cu *dwarfCU) []inlineRange {
+	var files []*dwarf.LineFile
+	if cu.lr != nil {
+		files = cu.lr.Files()
+	}
+	var out []inlineRange
+	r := l.d.Reader()
+	r.Seek(cuEntry.Offset)
+	if e, err := r.Next(); err != nil || e == nil || !e.Children {
+		return nil
+	}
+	for depth := 1; depth > 0; {
+		e, err := r.Next()
+		if err != nil || e == nil {
+			break
+		}
+		if e.Tag == 0 {
+			depth--
+			continue
+		}
+		if e.Tag == dwarf.TagInlinedSubroutine {
+			ranges, err := l.d.Ranges(e)
+			if err == nil && len(ranges) > 0 {
+				in := inlineRange{depth: depth, name: l.entryName(e, 4)}
+				if i, ok := e.Val(dwarf.AttrCallFile).(int64); ok && i >= 0 && int(i) < len(files) && files[i] != nil {
+					in.callFile = files[i].Name
+				}
+				if n, ok := e.Val(dwarf.AttrCallLine).(int64); ok {
+					in.callLine = int(n)
+				}
+				for _, rg := range ranges {
+					in.lo, in.hi = rg[0], rg[1]
+					out = append(out, in)
+				}
+			}
+		}
+		if e.Children {
+			depth++
+		}
+	}
+	return out
+}
+
+// entryName returns the name of a DIE, following abstract origins and
+// specifications at most hops times.
+func (l *dwarfLines) entryName(e *dwarf.Entry, hops int) string {
+	if name, ok := e.Val(dwarf.AttrName).(string); ok {
+		return name
+	}
+	if hops == 0 {
+		return ""
+	}
+	for _, attr := range []dwarf.Attr{dwarf.AttrAbstractOrigin, dwarf.AttrSpecification} {
+		off, ok := e.Val(attr).(dwarf.Offset)
+		if !ok {
+			continue
+		}
+		if name, ok := l.origins[off]; ok {
+			return name
+		}
+		r := l.d.Reader()
+		r.Seek(off)
+		oe, err := r.Next()
+		if err != nil || oe == nil {
+			continue
+		}
+		name := l.entryName(oe, hops-1)
+		l.origins[off] = name
+		return name
+	}
+	return ""
 }
 
 // lineSource maps link-time addresses to source positions.
@@ -751,4 +919,14 @@ func (z *lazyLines) line(pc uint64) (string, int, bool) {
 		return "", 0, false
 	}
 	return z.lines.line(pc)
+}
+
+// inlined returns the inlined calls at pc, outermost first, when the line
+// source knows them (DWARF does, a Go pclntab read by debug/gosym does not).
+func (z *lazyLines) inlined(pc uint64) []inlineRange {
+	z.once.Do(func() { z.lines, z.err = z.load() })
+	if d, ok := z.lines.(*dwarfLines); ok {
+		return d.inlined(pc)
+	}
+	return nil
 }

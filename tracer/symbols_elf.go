@@ -32,6 +32,8 @@ func (o *elfObject) table() *SymbolTable { return o.syms }
 
 func (o *elfObject) line(addr uint64) (string, int, bool) { return o.lines.line(addr) }
 
+func (o *elfObject) inlined(addr uint64) []inlineRange { return o.lines.inlined(addr) }
+
 // openELFObject reads the symbols of the ELF file f (which it closes) and
 // prepares to read its DWARF lines on demand.
 func openELFObject(path string, f *os.File, debugDirs []string) (object, error) {

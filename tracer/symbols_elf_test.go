@@ -372,3 +372,107 @@ func TestSymbolizeDebugFile(t *testing.T) {
 		})
 	}
 }
+
+// elfInlineProg has sq inlined into outer (line 11) at -O2.
+const elfInlineProg = `#include <stdio.h>
+volatile int g = 3;
+
+static inline __attribute__((always_inline)) int sq(int x) {
+	return x * x + g;
+}
+
+__attribute__((noinline)) int outer(int n) {
+	int s = 0;
+	for (int i = 0; i < n; i++)
+		s += sq(i);
+	return s;
+}
+
+int main(int argc, char **argv) {
+	printf("%d\n", outer(argc + 5));
+	return 0;
+}
+`
+
+// TestSymbolizeInline checks LookupInline's chains on every instruction of
+// a function with inlined code against addr2line -i.
+func TestSymbolizeInline(t *testing.T) {
+	gcc, err1 := exec.LookPath("gcc")
+	a2l, err2 := exec.LookPath("addr2line")
+	if err1 != nil || err2 != nil {
+		t.Skip("needs gcc and addr2line")
+	}
+	dir := t.TempDir()
+	src, bin := filepath.Join(dir, "inl.c"), filepath.Join(dir, "inl")
+	if err := os.WriteFile(src, []byte(elfInlineProg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(gcc, "-g", "-O2", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Skipf("gcc failed: %v\n%s", err, out)
+	}
+	// The file itself, unrelocated: runtime address = link-time address.
+	s := tracer.NewSymbolizer(nil, nil)
+	if err := s.AddFile(bin, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	sym, err := s.LookupName("outer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ef.Close()
+	text := ef.Section(".text")
+	data, err := text.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch, _ := tracer.ParseArch(runtime.GOARCH)
+	insts := tracer.Disassemble(arch, data[sym.Start-text.Addr:sym.Start-text.Addr+sym.Size], sym.Start, nil)
+
+	args := []string{"-i", "-f", "-e", bin}
+	for _, in := range insts {
+		args = append(args, fmt.Sprintf("%#x", in.Addr))
+	}
+	out, err := exec.Command(a2l, args...).Output()
+	if err != nil {
+		t.Fatalf("addr2line: %v", err)
+	}
+	// addr2line -i prints func/file:line pairs, innermost first, with no
+	// separator between addresses: a chain ends at the holding function.
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	inlinedSeen := false
+	for _, in := range insts {
+		frames := s.LookupInline(in.Addr)
+		var got, want []string
+		for _, f := range frames {
+			got = append(got, fmt.Sprintf("%s %s:%d", f.Func, filepath.Base(f.File), f.Line))
+		}
+		for range frames {
+			if len(lines) < 2 {
+				break
+			}
+			pos := strings.Fields(lines[1])[0]
+			want = append(want, lines[0]+" "+filepath.Base(pos))
+			lines = lines[2:]
+		}
+		if strings.Join(got, " <- ") != strings.Join(want, " <- ") {
+			t.Errorf("%#x: LookupInline = %s; addr2line -i = %s", in.Addr, strings.Join(got, " <- "), strings.Join(want, " <- "))
+		}
+		if len(frames) == 2 && frames[0].Func == "sq" && frames[0].Inlined && frames[0].Line == 5 &&
+			frames[1].Func == "outer" && !frames[1].Inlined && frames[1].Line == 11 && frames[1].FuncAddr == sym.Start {
+			inlinedSeen = true
+		}
+		if last := frames[len(frames)-1]; last.Func != "outer" || last.Inlined || last.Offset != in.Addr-sym.Start {
+			t.Errorf("%#x: outermost frame %+v, want outer+%#x", in.Addr, last, in.Addr-sym.Start)
+		}
+	}
+	if len(lines) != 0 {
+		t.Errorf("addr2line printed %d more lines than LookupInline has frames: %q", len(lines), lines)
+	}
+	if !inlinedSeen {
+		t.Error("no instruction of outer shows sq (inl.c:5) inlined at inl.c:11")
+	}
+}

@@ -36,6 +36,8 @@ func (o *machoObject) table() *SymbolTable { return o.syms }
 
 func (o *machoObject) line(addr uint64) (string, int, bool) { return o.lines.line(addr) }
 
+func (o *machoObject) inlined(addr uint64) []inlineRange { return o.lines.inlined(addr) }
+
 // isMachOMagic reports whether a file starts like a thin or universal
 // Mach-O file.
 func isMachOMagic(m [4]byte) bool {
