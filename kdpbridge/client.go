@@ -693,10 +693,10 @@ func (c *Client) exchange(ctx context.Context, req, reply kdp.Packet, anyCode bo
 					c.seq++
 					return fmt.Errorf("kdp %v: reply seq %d is a %v reply (stub out of step; not run): %w", code, rh.Seq, rh.Request, kdp.ErrWrongPacket)
 				}
+				c.seq++ // the stub ran the request, whatever its reply says
 				if err := reply.UnmarshalBinary(d); err != nil {
 					return fmt.Errorf("kdp %v: bad reply from %s: %w", code, c.addr, err)
 				}
-				c.seq++
 				return nil
 			case <-timer.C:
 				break wait
