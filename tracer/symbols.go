@@ -308,7 +308,7 @@ type Symbolizer struct {
 	maps    []*mapping // images sorted by Start
 	tables  []*mapping // external tables, in the order added
 	files   map[string]*loadedFile
-	cache   map[uint64]cached
+	cache   map[uint64]*cached
 	loadErr map[string]error
 }
 
@@ -321,7 +321,7 @@ type cached struct {
 // NewSymbolizer returns a symbolizer for a target with the given images
 // (Target.Images). opts may be nil.
 func NewSymbolizer(images []Image, opts *SymbolizerOptions) *Symbolizer {
-	s := &Symbolizer{files: make(map[string]*loadedFile), cache: make(map[uint64]cached), loadErr: make(map[string]error)}
+	s := &Symbolizer{files: make(map[string]*loadedFile), cache: make(map[uint64]*cached), loadErr: make(map[string]error)}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -565,14 +565,15 @@ func (s *Symbolizer) lookup(addr uint64, lines bool) CodeLocation {
 
 // lookupLocked returns the cache entry of addr, filled at least as far as
 // asked. s.mu is held.
-func (s *Symbolizer) lookupLocked(addr uint64, lines bool) cached {
+func (s *Symbolizer) lookupLocked(addr uint64, lines bool) *cached {
 	c, ok := s.cache[addr]
 	if ok && (c.lines || !lines) {
 		return c
 	}
 	m := s.find(addr)
 	if !ok {
-		c.loc = s.resolve(m, addr)
+		c = &cached{loc: s.resolve(m, addr)}
+		s.cache[addr] = c
 	}
 	if lines {
 		c.lines = true
@@ -580,7 +581,6 @@ func (s *Symbolizer) lookupLocked(addr uint64, lines bool) cached {
 			c.loc.File, c.loc.Line, _ = m.obj.line(addr - m.bias)
 		}
 	}
-	s.cache[addr] = c
 	return c
 }
 
@@ -613,7 +613,6 @@ func (s *Symbolizer) LookupInline(addr uint64) []CodeLocation {
 	outer := c.loc
 	outer.File, outer.Line = file, line
 	c.inlines = append(frames, outer)
-	s.cache[addr] = c
 	return c.inlines
 }
 
