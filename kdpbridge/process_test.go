@@ -136,19 +136,19 @@ func checkRunsOn(t *testing.T, l *testutil.Launched) {
 
 // TestProcessBreakpointOverKDP plants a breakpoint on HotA, which the traced
 // process calls all the time: it is hit, reported as EXC_BREAKPOINT,
-// acknowledged and removed, and the process runs on unharmed. It needs a
-// backend that holds breakpoint traps (TrapWaiter): the Linux backend
-// delivers every signal, SIGTRAP included, while the target runs.
+// acknowledged and removed; SampleByBreakpoint then samples HotB three times,
+// stepping over the breakpoint in between; and the process runs on unharmed.
+// With the Linux backend (no TrapWaiter) the breakpoints are self-jumps found
+// by polling and the steps are emulated.
 func TestProcessBreakpointOverKDP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("launches a process")
 	}
 	hotA := funcAddr(t, tracee.HotA)
 	l := testutil.Launch(t, tracee.Split, "60")
-	if _, ok := l.Target.Backend().(TrapWaiter); !ok {
-		t.Skipf("the %T backend does not implement kdpbridge.TrapWaiter: it would deliver the breakpoint's SIGTRAP and kill the process", l.Target.Backend())
-	}
-	srv := startServerTarget(t, l.Target, ServerOptions{ResumeReplyDelay: -1})
+	_, waiter := l.Target.Backend().(TrapWaiter)
+	t.Logf("backend %T, TrapWaiter: %v (breakpoints are %s)", l.Target.Backend(), waiter, map[bool]string{true: "int3", false: "self-jumps found by polling"}[waiter])
+	srv := startServerTarget(t, l.Target, ServerOptions{ResumeReplyDelay: -1, PollInterval: 5 * time.Millisecond})
 	tgt, err := Dial(context.Background(), srv.String(), fastClient)
 	if err != nil {
 		t.Fatal(err)
@@ -197,6 +197,23 @@ func TestProcessBreakpointOverKDP(t *testing.T) {
 	_ = regs.Set("rip", hotA)
 	if err := tgt.SetThreadState(0, regs); err != nil {
 		t.Fatal(err)
+	}
+
+	// Sampling through a trigger: three hits of HotB, each read with the PC
+	// on the breakpoint, stepping over it in between.
+	hotB := funcAddr(t, tracee.HotB)
+	var pcs []uint64
+	n, err := SampleByBreakpoint(ctx, tgt, hotB, SampleOptions{Count: 3, Timeout: 10 * time.Second}, func(s BreakpointSample) error {
+		pcs = append(pcs, s.Regs.PC())
+		return nil
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("SampleByBreakpoint: %d samples, %v", n, err)
+	}
+	for _, pc := range pcs {
+		if pc != hotB {
+			t.Fatalf("sample pcs %#x, want HotB %#x", pcs, hotB)
+		}
 	}
 	if err := tgt.Close(); err != nil {
 		t.Fatal(err)

@@ -152,6 +152,7 @@ type Server struct {
 	cpuType    uint32
 	cpuSubtype uint32
 	trapInsn   []byte
+	waiter     bool // the backend implements TrapWaiter
 
 	mu     sync.Mutex
 	state  serverState
@@ -172,6 +173,7 @@ type Server struct {
 	excPacket   []byte
 	excTries    int
 	bps         map[uint64][]byte // address -> original bytes
+	tempBps     map[uint64][]byte // the server's own, for an emulated step
 	current     tracer.ThreadID
 	stepping    bool       // the debugger set the trace flag
 	step        *stepState // a step armed with the real trace flag
@@ -189,20 +191,37 @@ func NewServer(conn net.PacketConn, t tracer.Target, opts ServerOptions) (*Serve
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{conn: conn, t: t, opts: opts.withDefaults(t), arch: arch, cpuType: cpuType, cpuSubtype: sub, bps: map[uint64][]byte{}}
-	s.trapInsn = trapInstruction(arch)
+	s := &Server{conn: conn, t: t, opts: opts.withDefaults(t), arch: arch, cpuType: cpuType, cpuSubtype: sub, bps: map[uint64][]byte{}, tempBps: map[uint64][]byte{}}
+	_, s.waiter = t.Backend().(TrapWaiter)
+	s.trapInsn = trapInstruction(arch, !s.waiter)
 	return s, nil
 }
 
-// trapInstruction is the software breakpoint the server writes: int3 on
-// amd64; BRK #0 on arm64 (XNU's own stub uses the undefined instruction
-// 0xE7FFDEFE, which a Linux process would take as SIGILL).
-func trapInstruction(a tracer.Arch) []byte {
-	if a == tracer.ArchARM64 {
+// trapInstruction is the software breakpoint the server writes.
+//
+// With a TrapWaiter backend it is the architecture's trap: int3 on amd64,
+// BRK #0 on arm64 (XNU's own stub uses the undefined instruction 0xE7FFDEFE,
+// which a Linux process would take as SIGILL).
+//
+// Without one it is a jump to itself (amd64 "jmp ." EB FE, arm64 "b ."): a
+// thread that reaches it spins there, raising no signal, until the polling
+// watcher finds its PC on the breakpoint. A backend that delivers every
+// signal while the target runs (Linux ptrace does) would otherwise hand the
+// trap's SIGTRAP to the process and kill it.
+func trapInstruction(a tracer.Arch, spin bool) []byte {
+	switch {
+	case a == tracer.ArchARM64 && spin:
+		return []byte{0x00, 0x00, 0x00, 0x14}
+	case a == tracer.ArchARM64:
 		return []byte{0x00, 0x00, 0x20, 0xd4}
+	case spin:
+		return []byte{0xeb, 0xfe}
 	}
 	return []byte{0xcc}
 }
+
+// spinning reports whether breakpoints are self-jumps (no TrapWaiter).
+func (s *Server) spinning() bool { return !s.waiter }
 
 // ListenAndServe listens on UDP addr (DefaultServerAddr if empty) and serves
 // t until ctx ends. ready, if not nil, receives the bound address once.
@@ -663,7 +682,12 @@ func (s *Server) readMem(addr uint64, n uint32) ([]byte, kdp.ErrorCode) {
 // hideBreakpoints replaces trap bytes in buf (read at addr) with the bytes
 // they replaced.
 func (s *Server) hideBreakpoints(addr uint64, buf []byte) {
-	for bp, orig := range s.bps {
+	hide(s.bps, addr, buf)
+	hide(s.tempBps, addr, buf)
+}
+
+func hide(bps map[uint64][]byte, addr uint64, buf []byte) {
+	for bp, orig := range bps {
 		for i, c := range orig {
 			a := bp + uint64(i)
 			if a >= addr && a < addr+uint64(len(buf)) {
@@ -823,6 +847,10 @@ func (s *Server) run() {
 			} else {
 				s.opts.Logf("kdp server: step thread %d: %v; continuing instead", s.current, err)
 			}
+		} else if s.spinning() {
+			if err := s.emulateStep(); err != nil {
+				s.opts.Logf("kdp server: cannot emulate a step of thread %d (%v); the step becomes a continue", s.current, err)
+			}
 		} else if err := s.armStep(); err != nil {
 			s.opts.Logf("kdp server: %s cannot single-step (%v); the step becomes a continue", s.t.Describe(), err)
 		}
@@ -838,11 +866,12 @@ func (s *Server) run() {
 type stepState struct {
 	tid    tracer.ThreadID
 	fromPC uint64
+	at     map[uint64]bool // emulated step: the successors holding temporary breakpoints
 }
 
-// armStep sets the x86 trace flag in the current thread's real registers:
-// the CPU traps after one instruction (SIGTRAP under ptrace), and the watcher
-// reports the thread once its PC has moved.
+// armStep sets the x86 trace flag in the current thread's real registers
+// (TrapWaiter backends): the CPU traps after one instruction and the backend
+// reports the trace trap like a breakpoint.
 func (s *Server) armStep() error {
 	if s.arch != tracer.ArchAMD64 {
 		return fmt.Errorf("no trace flag on %s", s.arch)
@@ -863,11 +892,21 @@ func (s *Server) armStep() error {
 	return nil
 }
 
-// disarmStep clears the trace flag set by armStep.
+// disarmStep clears the trace flag set by armStep, or removes the temporary
+// breakpoints of an emulated step.
 func (s *Server) disarmStep() {
 	st := s.step
 	s.step = nil
 	if st == nil {
+		return
+	}
+	if st.at != nil {
+		for a, orig := range s.tempBps {
+			if _, err := s.t.WriteMemory(a, orig); err != nil {
+				s.opts.Logf("kdp server: restore %#x after a step: %v", a, err)
+			}
+			delete(s.tempBps, a)
+		}
 		return
 	}
 	regs, err := s.t.ThreadState(st.tid, tracer.FlavorGeneral)
@@ -890,6 +929,12 @@ func (s *Server) startWatch() {
 	var step *stepState
 	if s.step != nil {
 		c := *s.step
+		if c.at != nil {
+			c.at = make(map[uint64]bool, len(s.step.at))
+			for a := range s.step.at {
+				c.at[a] = true
+			}
+		}
 		step = &c
 	}
 	bps := make(map[uint64]bool, len(s.bps))
@@ -923,22 +968,13 @@ func (s *Server) stopWatch() (r watchResult, ok bool) {
 	return r, true
 }
 
-// SignalClearer is an optional interface of a tracer.Backend whose threads
-// keep the signal that stopped them and deliver it on Continue (Linux
-// ptrace). The server discards the SIGTRAP of a breakpoint it planted, which
-// would otherwise kill the process.
-type SignalClearer interface {
-	ClearSignal(tid tracer.ThreadID) (int, error)
-}
-
-// pollTraps is the watcher for backends without TrapWaiter. Every interval it
-// lists the threads; when one is stopped by itself (a thread that executed
-// int3 stays in its trap until the tracer collects it, so no hit is missed
-// however long the interval) or the backend does not report thread states, it
-// suspends the target and looks for a thread that executed one of the
-// breakpoints (amd64: PC one past it; arm64: PC at it), resuming the target
-// otherwise. A running target is thus only interrupted when a thread has
-// stopped, not at every tick.
+// pollTraps is the watcher for backends without TrapWaiter, whose
+// breakpoints are self-jumps. Every interval it suspends the target and looks
+// for a thread spinning on a breakpoint (or, during an emulated step, the
+// stepped thread spinning on one of the step's temporary breakpoints), and
+// resumes the target otherwise. A spinning thread waits for as long as it
+// takes, so no hit is missed; it burns its CPU until found, which the
+// interval bounds. A suspension costs microseconds per thread with ptrace.
 func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[uint64]bool, step *stepState, every time.Duration) watchResult {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -948,11 +984,10 @@ func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[u
 			return watchResult{err: ctx.Err()}
 		case <-tick.C:
 		}
-		ths, err := t.Threads()
-		if errors.Is(err, tracer.ErrExited) {
-			return watchResult{trap: trap{kind: trapExited}}
-		}
-		if err != nil || (len(bps) == 0 && step == nil) || !maybeTrapped(ths) {
+		if len(bps) == 0 && step == nil {
+			if _, err := t.Threads(); errors.Is(err, tracer.ErrExited) {
+				return watchResult{trap: trap{kind: trapExited}}
+			}
 			continue
 		}
 		if err := t.Suspend(); err != nil {
@@ -961,21 +996,13 @@ func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[u
 			}
 			continue
 		}
-		if tid, ok := findHit(t, arch, bps); ok {
-			if sc, ok := t.Backend().(SignalClearer); ok {
-				_, _ = sc.ClearSignal(tid)
-			}
-			return watchResult{trap: trap{thread: tid, kind: trapBreakpoint}}
-		}
 		if step != nil {
-			// The stepped thread is done once its PC moved (a stop with the
-			// PC unchanged is a stale interrupt, collected by this Suspend).
-			if r, err := t.ThreadState(step.tid, tracer.FlavorGeneral); err == nil && r.PC() != step.fromPC {
-				if sc, ok := t.Backend().(SignalClearer); ok {
-					_, _ = sc.ClearSignal(step.tid)
-				}
+			if r, err := t.ThreadState(step.tid, tracer.FlavorGeneral); err == nil && step.at[r.PC()] {
 				return watchResult{trap: trap{thread: step.tid, kind: trapStep}}
 			}
+		}
+		if tid, ok := findHit(t, arch, bps); ok {
+			return watchResult{trap: trap{thread: tid, kind: trapBreakpoint}}
 		}
 		if err := t.Resume(); errors.Is(err, tracer.ErrExited) {
 			return watchResult{trap: trap{kind: trapExited}}
@@ -983,19 +1010,9 @@ func pollTraps(ctx context.Context, t tracer.Target, arch tracer.Arch, bps map[u
 	}
 }
 
-// maybeTrapped reports whether a thread of a running target may be stopped
-// in a trap: one is stopped, or the backend does not know.
-func maybeTrapped(ths []tracer.Thread) bool {
-	for _, th := range ths {
-		switch th.State {
-		case tracer.StateStopped, tracer.StateHalted, tracer.StateUnknown:
-			return true
-		}
-	}
-	return false
-}
-
-// findHit returns a stopped thread whose PC shows it hit a breakpoint.
+// findHit returns a thread spinning on a breakpoint. On amd64 it is moved one
+// past the breakpoint, where int3 would have left it, so the debugger sees
+// XNU's semantics (EXC_I386_BPTFLT, RIP = breakpoint + 1) and rewinds it.
 func findHit(t tracer.Target, arch tracer.Arch, bps map[uint64]bool) (tracer.ThreadID, bool) {
 	ths, err := t.Threads()
 	if err != nil {
@@ -1003,16 +1020,15 @@ func findHit(t tracer.Target, arch tracer.Arch, bps map[uint64]bool) (tracer.Thr
 	}
 	for _, th := range ths {
 		r, err := t.ThreadState(th.ID, tracer.FlavorGeneral)
-		if err != nil {
+		if err != nil || !bps[r.PC()] {
 			continue
 		}
-		pc := r.PC()
 		if arch == tracer.ArchAMD64 {
-			pc--
+			if err := r.Set("rip", r.PC()+1); err == nil {
+				_ = t.SetThreadState(th.ID, r)
+			}
 		}
-		if bps[pc] {
-			return th.ID, true
-		}
+		return th.ID, true
 	}
 	return 0, false
 }
@@ -1028,7 +1044,7 @@ func (s *Server) onWatch(r watchResult) error {
 	if r.trap.kind == trapExited {
 		s.held = false
 		s.sendTermination(0)
-		s.bps = map[uint64][]byte{} // the memory is gone
+		s.bps, s.tempBps, s.step = map[uint64][]byte{}, map[uint64][]byte{}, nil // the memory is gone
 		return fmt.Errorf("kdp serve: %s: %w", s.t.Describe(), tracer.ErrExited)
 	}
 	s.held = true
