@@ -44,6 +44,12 @@ type TimeoutError struct {
 }
 
 func (e *TimeoutError) Error() string {
+	if e.Op == "qSupported" {
+		// QEMU serves one debugger at a time and leaves later connections
+		// queued: when the first leaves, it takes the abandoned one and
+		// pauses the VM.
+		return fmt.Sprintf("gdb://%s: no answer to %s within %v (is the VM alive and its stub not held by another debugger? if one is: when it leaves, QEMU pauses the VM for this abandoned connection; the next machtrace command resumes it)", e.Addr, e.Op, e.After)
+	}
 	return fmt.Sprintf("gdb://%s: no answer to %s within %v (is the VM alive and its stub not held by another debugger?)", e.Addr, e.Op, e.After)
 }
 

@@ -159,7 +159,6 @@ func TestQEMUBusyStub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer first.Detach()
 	start := time.Now()
 	second, err := gdbremote.Dial(vm.GDBAddr, &gdbremote.Options{Timeout: 1500 * time.Millisecond})
 	if err == nil {
@@ -174,6 +173,27 @@ func TestQEMUBusyStub(t *testing.T) {
 		t.Errorf("second connection took %v to fail", d)
 	}
 	t.Logf("second debugger: %v (after %v)", err, time.Since(start).Round(time.Millisecond))
+	if err := first.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	// QEMU now accepts the second, abandoned connection and pauses the VM
+	// for it (the message above says so); the next open resumes it.
+	st := ""
+	for i := 0; i < 50 && st != "paused"; i++ {
+		time.Sleep(20 * time.Millisecond)
+		st, _ = vm.Status()
+	}
+	t.Logf("after the first debugger detached: VM %s", st)
+	tgt, err := gdbremote.OpenTarget(vm.GDBAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tgt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := vm.Status(); st != "running" {
+		t.Errorf("VM %s after the next open and close, want running", st)
+	}
 }
 
 // TestQEMUTarget uses the stub as a tracer.Target.
