@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,7 +70,7 @@ type SymbolTable struct {
 func NewSymbolTable(syms []Symbol) *SymbolTable {
 	s := slices.Clone(syms)
 	slices.SortStableFunc(s, func(a, b Symbol) int { return cmp.Compare(a.Start, b.Start) })
-	t := &SymbolTable{syms: s[:0:0]}
+	t := &SymbolTable{syms: make([]Symbol, 0, len(s))}
 	for i := 0; i < len(s); {
 		j := i + 1
 		for j < len(s) && s[j].Start == s[i].Start {
@@ -330,13 +331,22 @@ func NewSymbolizer(images []Image, opts *SymbolizerOptions) *Symbolizer {
 }
 
 // NewSymbolizerFor returns a symbolizer for t's current images, reading
-// in-memory images through t.
+// in-memory images through t. For a local Linux process in another mount
+// namespace (a container), image files are opened through /proc/PID/root.
 func NewSymbolizerFor(t Target) (*Symbolizer, error) {
 	images, err := t.Images()
 	if err != nil {
 		return nil, fmt.Errorf("symbolizer for %s: %w", t.Describe(), err)
 	}
-	return NewSymbolizer(images, &SymbolizerOptions{ReadMemory: t.ReadMemory, Arch: t.Arch()}), nil
+	opts := &SymbolizerOptions{ReadMemory: t.ReadMemory, Arch: t.Arch()}
+	if pid := PIDOf(t); pid > 0 && runtime.GOOS == "linux" {
+		self, err1 := os.Readlink("/proc/self/ns/mnt")
+		theirs, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		if err1 == nil && err2 == nil && self != theirs {
+			opts.Root = fmt.Sprintf("/proc/%d/root", pid)
+		}
+	}
+	return NewSymbolizer(images, opts), nil
 }
 
 // SetImages replaces the image list (after the target loaded or unloaded a

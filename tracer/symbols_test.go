@@ -339,3 +339,59 @@ func ExampleSymbolizer_AddTable() {
 	// native_safe_halt+0xb
 	// 0xffffffff8480c000
 }
+
+// symTestBackend is this process seen as a target: images from
+// /proc/self/maps, memory from /proc/self/mem. Only what NewSymbolizerFor
+// uses works.
+type symTestBackend struct {
+	tb   testing.TB
+	read func(uint64, []byte) (int, error)
+}
+
+func (b *symTestBackend) Arch() tracer.Arch {
+	a, _ := tracer.ParseArch(runtime.GOARCH)
+	return a
+}
+func (b *symTestBackend) Describe() string                  { return "self" }
+func (b *symTestBackend) Threads() ([]tracer.Thread, error) { return nil, errors.ErrUnsupported }
+func (b *symTestBackend) Stop() error                       { return errors.ErrUnsupported }
+func (b *symTestBackend) Continue() error                   { return errors.ErrUnsupported }
+func (b *symTestBackend) GetState(tracer.ThreadID, tracer.Flavor) (*tracer.Registers, error) {
+	return nil, errors.ErrUnsupported
+}
+func (b *symTestBackend) SetState(tracer.ThreadID, *tracer.Registers) error {
+	return errors.ErrUnsupported
+}
+func (b *symTestBackend) ReadMemory(addr uint64, p []byte) (int, error) { return b.read(addr, p) }
+func (b *symTestBackend) WriteMemory(uint64, []byte) (int, error) {
+	return 0, errors.ErrUnsupported
+}
+func (b *symTestBackend) Images() ([]tracer.Image, error) { return symTestMaps(b.tb, "self"), nil }
+func (b *symTestBackend) Detach() error                   { return nil }
+
+func TestNewSymbolizerFor(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/self")
+	}
+	read := symTestMemReader(t, "self")
+	if read == nil {
+		t.Skip("cannot read /proc/self/mem")
+	}
+	target := tracer.NewTarget(&symTestBackend{tb: t, read: read})
+	s, err := tracer.NewSymbolizerFor(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := runtime.FuncForPC(reflect.ValueOf(symTestTarget).Pointer())
+	if got := s.Lookup(uint64(f.Entry()) + 2).String(); got != f.Name()+"+0x2" {
+		t.Errorf("Lookup = %q, want %s+0x2", got, f.Name())
+	}
+	// The target's memory reader reaches the [vdso].
+	name := "__vdso_clock_gettime"
+	if runtime.GOARCH == "arm64" {
+		name = "__kernel_clock_gettime"
+	}
+	if _, err := s.Addr("[vdso]!" + name); err != nil {
+		t.Errorf("vdso through the target: %v (load errors: %v)", err, s.LoadErrors())
+	}
+}
