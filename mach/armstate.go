@@ -51,7 +51,7 @@ type ARMExceptionState64 struct {
 
 var (
 	armThreadFields = (&fieldList{}).series("x", 0, 29, 8).
-			add("fp", 8).add("lr", 8).add("sp", 8).add("pc", 8).add("cpsr", 4).add("flags", 4).fields
+			add("fp", 8).add("lr", 8).add("sp", 8).add("pc", 8).add("cpsr", 4).fields // the flags word is not a register
 	armNeonFields  = (&fieldList{}).series("v", 0, 32, 16).add("fpsr", 4).add("fpcr", 4).fields
 	armDebugFields = (&fieldList{}).series("bvr", 0, 16, 8).series("bcr", 0, 16, 8).
 			series("wvr", 0, 16, 8).series("wcr", 0, 16, 8).add("mdscr_el1", 8).fields
