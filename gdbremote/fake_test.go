@@ -256,6 +256,43 @@ func TestSlowFirstAck(t *testing.T) {
 	}
 }
 
+// TestNoTargetXML: a stub without qXfer:features (VMware's, reportedly)
+// gets gdb's default amd64 numbering.
+func TestNoTargetXML(t *testing.T) {
+	f := newFakeStub(t, func(pkt string) []string {
+		switch {
+		case strings.HasPrefix(pkt, "qSupported"):
+			return []string{"PacketSize=1000"}
+		case pkt == "g":
+			// rip (register 16) = 0xffffffff81000000, the rest zero
+			return []string{strings.Repeat("00", 16*8) + "00000081ffffffff" + strings.Repeat("00", 536-17*8)}
+		}
+		return fakeHandshake(pkt)
+	})
+	cl, err := Dial(f.addr(), &Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if cl.Target.GSize != 536 || cl.Target.Arch != tracer.ArchAMD64 {
+		t.Fatalf("default layout: g size %d, arch %v; want 536, amd64", cl.Target.GSize, cl.Target.Arch)
+	}
+	b, err := NewBackend(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	regs, err := b.GetState(1, tracer.FlavorGeneral)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regs.PC() != 0xffffffff81000000 {
+		t.Errorf("rip %#x", regs.PC())
+	}
+	if _, err := b.GetState(1, tracer.FlavorSystem); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("system flavor without control registers: %v, want ErrUnsupported", err)
+	}
+}
+
 func TestParseStop(t *testing.T) {
 	tests := []struct {
 		in     string
