@@ -66,13 +66,16 @@ func parseTargetDescription(fetch func(name string) ([]byte, error)) (*TargetDes
 	addRegs := func(f xmlFeature) error {
 		for _, r := range f.Regs {
 			bits, err := strconv.Atoi(r.Bitsize)
-			if err != nil || bits <= 0 {
+			if err != nil || bits <= 0 || bits > 8192 {
 				return fmt.Errorf("register %q: bad bitsize %q", r.Name, r.Bitsize)
+			}
+			if len(td.Regs) >= 4096 {
+				return fmt.Errorf("more than 4096 registers")
 			}
 			num := next
 			if r.Regnum != "" {
 				n, err := strconv.Atoi(r.Regnum)
-				if err != nil {
+				if err != nil || n < 0 || n > 1<<16 {
 					return fmt.Errorf("register %q: bad regnum %q", r.Name, r.Regnum)
 				}
 				num = n
