@@ -520,3 +520,94 @@ func TestTimeoutErrorMessage(t *testing.T) {
 		t.Fatal("TimeoutError does not report Timeout() == true")
 	}
 }
+
+// TestClientTermination checks that a TERMINATION notification is acked as
+// LLDB acks it and reported.
+func TestClientTermination(t *testing.T) {
+	ctx := testCtx(t)
+	_, srv := newTarget(t)
+	c, err := kdpbridge.Connect(ctx, srv.Addr().String(), fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	term := &kdp.TerminationNotification{TermCode: kdp.TermExit, ExitCode: 3}
+	if err := srv.Notify(ctx, term, 50*time.Millisecond, 20); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.WaitException(ctx)
+	if err != nil || !e.Terminated || e.TermCode != kdp.TermExit || e.ExitCode != 3 {
+		t.Fatalf("WaitException = %+v, %v", e, err)
+	}
+	got := srv.Received()
+	if ack := got[len(got)-1]; !bytes.Equal(ack, []byte{0x8e, 0, 16, 0, 0, 0, 0, 0}) {
+		t.Fatalf("ack = %x, want 8e00100000000000", ack)
+	}
+}
+
+// TestClientBadReply uses a peer whose first READMEM64 reply has a length
+// field that does not match the datagram: the read fails with ErrBadLength,
+// and the next request still takes the next seq (the stub ran the first).
+func TestClientBadReply(t *testing.T) {
+	ctx := testCtx(t)
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tgt := kdptest.NewTarget()
+	tgt.Map(textBase, []byte("0123456789abcdef"))
+	seqs := make(chan uint8, 16)
+	go func() {
+		buf := make([]byte, 2048)
+		var port uint16
+		bad := true
+		for {
+			n, from, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			req, err := kdp.Decode(buf[:n])
+			if err != nil {
+				continue
+			}
+			var reply kdp.Packet
+			switch p := req.(type) {
+			case *kdp.ReattachRequest:
+				port, reply = p.ReplyPort, &kdp.ReattachReply{}
+			case *kdp.ConnectRequest:
+				reply = &kdp.ConnectReply{}
+			default:
+				reply, _ = tgt.Handle(req)
+			}
+			*reply.Hdr() = req.Hdr().ReplyHeader()
+			b, _ := reply.MarshalBinary()
+			if _, ok := req.(*kdp.ReadMem64Request); ok {
+				seqs <- req.Hdr().Seq
+				if bad {
+					b[2]++ // len one more than the datagram
+					bad = false
+				}
+			}
+			conn.WriteToUDP(b, &net.UDPAddr{IP: from.IP, Port: int(port)})
+		}
+	}()
+	c, err := kdpbridge.Connect(ctx, conn.LocalAddr().String(), fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 4)
+	if _, err := c.ReadMem(ctx, textBase, buf); !errors.Is(err, kdp.ErrBadLength) {
+		t.Fatalf("ReadMem with a bad reply = %v, want ErrBadLength", err)
+	}
+	if _, err := c.ReadMem(ctx, textBase, buf); err != nil || string(buf) != "0123" {
+		t.Fatalf("ReadMem after a bad reply = %q, %v", buf, err)
+	}
+	if s1, s2 := <-seqs, <-seqs; s2 != s1+1 {
+		t.Fatalf("READMEM64 seqs %d then %d, want consecutive", s1, s2)
+	}
+}

@@ -309,3 +309,48 @@ func TestParserReuses(t *testing.T) {
 		t.Fatalf("Parser.Decode allocates %v times per datagram, want 0", allocs)
 	}
 }
+
+// TestARM64ExceptionPadding decodes arm64 XNU's notification, whose len
+// counts its one entry twice (44 bytes, 16 of them stray).
+func TestARM64ExceptionPadding(t *testing.T) {
+	b := unhex(t, `0d 02 2c 00 00 00 00 00 01 00 00 00 00 00 00 00 06 00 00 00 00 00 00 00 00 00 00 00
+		de ad be ef de ad be ef de ad be ef de ad be ef`)
+	p, err := kdp.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := p.(*kdp.ExceptionNotification)
+	if e.Seq != 2 || len(e.Info) != 1 || e.Info[0] != (kdp.ExcInfo{Exception: kdp.ExcBreakpoint}) {
+		t.Fatalf("decoded %#v", e)
+	}
+	enc, _ := e.MarshalBinary()
+	if len(enc) != 28 {
+		t.Fatalf("re-encoded to %d bytes, want 28", len(enc))
+	}
+}
+
+func TestFlavorSize(t *testing.T) {
+	for _, tt := range []struct {
+		cpu, flavor uint32
+		want        int
+		ok          bool
+	}{
+		{kdp.CPUTypeX86_64, kdp.X86ThreadState64, 168, true},
+		{kdp.CPUTypeX86_64, kdp.X86FloatState64, 524, true},
+		{kdp.CPUTypeX86_64, kdp.X86ExceptionState64, 16, true},
+		{kdp.CPUTypeARM64, kdp.ARMThreadState64, 272, true},
+		{kdp.CPUTypeARM64, kdp.ARMVFPState, 260, true},
+		{kdp.CPUTypeARM64, kdp.ARMNeonState64, 528, true},
+		{kdp.CPUTypeARM64, kdp.ARMDebugState64, 520, true},
+		{kdp.CPUTypeARM64, 4, 0, false}, // 4 is x86_THREAD_STATE64, not an arm64 GPR flavor
+		{kdp.CPUTypeX86, 4, 0, false},
+	} {
+		got, ok := kdp.FlavorSize(tt.cpu, tt.flavor)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("FlavorSize(%#x, %d) = %d, %v; want %d, %v", tt.cpu, tt.flavor, got, ok, tt.want, tt.ok)
+		}
+	}
+	if f, ok := kdp.GeneralFlavor(kdp.CPUTypeARM64); !ok || f != kdp.ARMThreadState64 {
+		t.Errorf("GeneralFlavor(arm64) = %d, %v", f, ok)
+	}
+}

@@ -33,23 +33,24 @@ type Server struct {
 	conn *net.UDPConn
 	h    Handler
 
-	mu        sync.Mutex
-	key       uint32 // key of REATTACH replies (LLDB adopts it)
-	state     string // "wait", "halted", "running", "notifying"
-	clientIP  net.IP
-	replyPort uint16
-	excPort   uint16
-	connSeq   uint8
-	connKey   uint32
-	expected  int // expected request seq
-	saved     []byte
-	savedTo   *net.UDPAddr
-	excSeq    uint8
-	acked     chan uint8
-	received  [][]byte
-	sessions  int
-	dropReq   int // requests to ignore, for tests of lost requests
-	dropRep   int // replies to lose after running their request
+	mu         sync.Mutex
+	key        uint32 // key of REATTACH replies (LLDB adopts it)
+	state      string // "wait", "halted", "running", "notifying"
+	clientIP   net.IP
+	replyPort  uint16
+	excPort    uint16
+	connSeq    uint8
+	connKey    uint32
+	expected   int // expected request seq
+	saved      []byte
+	savedTo    *net.UDPAddr
+	excSeq     uint8
+	acked      chan uint8
+	notifyCode kdp.Request // what Notify sends: EXCEPTION or TERMINATION
+	received   [][]byte
+	sessions   int
+	dropReq    int // requests to ignore, for tests of lost requests
+	dropRep    int // replies to lose after running their request
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -134,11 +135,16 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-// Notify reports a trap of the running target: it sends p (its Seq set to
-// the session's exception sequence) to the client's exception port every
+// Notify reports a trap of the running target: it sends p, an
+// *kdp.ExceptionNotification or *kdp.TerminationNotification (its Seq set to
+// the session's exception sequence), to the client's exception port every
 // interval until the client acks it, at most tries times, as XNU does. On
 // success the peer is halted again; without an ack the session is dropped.
-func (s *Server) Notify(ctx context.Context, p *kdp.ExceptionNotification, interval time.Duration, tries int) error {
+func (s *Server) Notify(ctx context.Context, p kdp.Packet, interval time.Duration, tries int) error {
+	code, _ := p.Kind()
+	if code != kdp.Exception && code != kdp.Termination {
+		return fmt.Errorf("kdptest: notify with a %T", p)
+	}
 	s.mu.Lock()
 	if s.state != "running" {
 		st := s.state
@@ -146,7 +152,8 @@ func (s *Server) Notify(ctx context.Context, p *kdp.ExceptionNotification, inter
 		return fmt.Errorf("kdptest: notify: peer is %s, not running", st)
 	}
 	s.state = "notifying"
-	p.Seq = s.excSeq
+	s.notifyCode = code
+	p.Hdr().Seq = s.excSeq
 	seq := s.excSeq
 	to := &net.UDPAddr{IP: s.clientIP, Port: int(s.excPort)}
 	s.mu.Unlock()
@@ -244,7 +251,7 @@ func (s *Server) handle(d []byte, from *net.UDPAddr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h.Reply {
-		if s.state == "notifying" && h.Request == kdp.Exception {
+		if s.state == "notifying" && h.Request == s.notifyCode {
 			select {
 			case s.acked <- h.Seq:
 			default:
