@@ -205,6 +205,10 @@ func TestProcessBreakpointOverKDP(t *testing.T) {
 	var pcs []uint64
 	n, err := SampleByBreakpoint(ctx, tgt, hotB, SampleOptions{Count: 3, Timeout: 10 * time.Second}, func(s BreakpointSample) error {
 		pcs = append(pcs, s.Regs.PC())
+		// HotB's caller is runSplit, which calls it right after HotA.
+		if len(s.Stack) < 3 || s.Stack[1] <= hotB-0x10000 || s.Stack[1] >= hotB+0x10000 {
+			t.Errorf("stack at HotB: %#x (want runSplit's return address next)", s.Stack)
+		}
 		return nil
 	})
 	if err != nil || n != 3 {

@@ -2,6 +2,7 @@ package kdpbridge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -286,6 +287,10 @@ func (b *Backend) Detach() error {
 type BreakpointSample struct {
 	CPU  tracer.ThreadID
 	Regs *tracer.Registers // general registers at the hit, PC rewound to the breakpoint
+	// Stack is the PC, the return address the function entry still holds
+	// ([rsp] on amd64, LR on arm64), then the return addresses found by
+	// walking the frame pointers, innermost first.
+	Stack []uint64
 }
 
 // SampleOptions configure SampleByBreakpoint.
@@ -294,6 +299,8 @@ type SampleOptions struct {
 	Count int
 	// Timeout bounds the wait for each hit; 0 means 30s.
 	Timeout time.Duration
+	// MaxDepth bounds the frame-pointer walk; 0 means 64.
+	MaxDepth int
 }
 
 // SampleByBreakpoint samples a KDP target through a trigger, since a running
@@ -313,6 +320,16 @@ func SampleByBreakpoint(ctx context.Context, t tracer.Target, addr uint64, opts 
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = 64
+	}
+	readFrame := func(a uint64) (uint64, uint64, bool) {
+		var rec [16]byte
+		if n, err := b.ReadMemory(a, rec[:]); err != nil || n < len(rec) {
+			return 0, 0, false
+		}
+		return binary.LittleEndian.Uint64(rec[:]), binary.LittleEndian.Uint64(rec[8:]), true
 	}
 	if err := b.checkHalted("sample by breakpoint"); err != nil {
 		return 0, err
@@ -342,7 +359,8 @@ func SampleByBreakpoint(ctx context.Context, t tracer.Target, addr uint64, opts 
 		if regs.PC() != addr {
 			return n, fmt.Errorf("sample by breakpoint at %#x: the kernel stopped at %#x instead (another stop reason?)", addr, regs.PC())
 		}
-		if err := fn(BreakpointSample{CPU: cpu, Regs: regs}); err != nil {
+		stack := entryStack(b, regs, readFrame, opts.MaxDepth)
+		if err := fn(BreakpointSample{CPU: cpu, Regs: regs, Stack: stack}); err != nil {
 			return n + 1, err
 		}
 		if n+1 < opts.Count {
@@ -352,6 +370,26 @@ func SampleByBreakpoint(ctx context.Context, t tracer.Target, addr uint64, opts 
 		}
 	}
 	return opts.Count, nil
+}
+
+// entryStack unwinds from a function's first instruction: its return
+// address is still at [rsp] (amd64) or in LR (arm64), and the frame pointer
+// is the caller's, so the frame-pointer walk supplies the frames above.
+func entryStack(b *Backend, regs *tracer.Registers, read tracer.FrameReader, maxDepth int) []uint64 {
+	walk := tracer.UnwindFramePointers(regs, read, maxDepth, nil)
+	var ret uint64
+	if b.arch == tracer.ArchARM64 {
+		ret = regs.LR()
+	} else {
+		var w [8]byte
+		if n, err := b.ReadMemory(regs.SP(), w[:]); err == nil && n == len(w) {
+			ret = binary.LittleEndian.Uint64(w[:])
+		}
+	}
+	if ret == 0 {
+		return walk
+	}
+	return append([]uint64{walk[0], ret}, walk[1:]...)
 }
 
 func (b *Backend) runUntilTrap(ctx context.Context, timeout time.Duration) (tracer.ThreadID, error) {

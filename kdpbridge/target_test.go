@@ -137,8 +137,8 @@ func TestSampleByBreakpoint(t *testing.T) {
 	var hits int
 	n, err := SampleByBreakpoint(context.Background(), tgt, bp, SampleOptions{Count: 3, Timeout: 5 * time.Second}, func(s BreakpointSample) error {
 		hits++
-		if s.Regs.PC() != bp {
-			t.Errorf("hit %d at %#x", hits, s.Regs.PC())
+		if s.Regs.PC() != bp || len(s.Stack) == 0 || s.Stack[0] != bp {
+			t.Errorf("hit %d at %#x, stack %#x", hits, s.Regs.PC(), s.Stack)
 		}
 		return nil
 	})
