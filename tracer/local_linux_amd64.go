@@ -19,7 +19,7 @@ var (
 	linuxFloat = NewStructLayout(ArchAMD64, FlavorFloat, 512, append(append([]Field{
 		{"fcw", 0, 2}, {"fsw", 2, 2}, {"ftw", 4, 2}, {"fop", 6, 2},
 		{"fip", 8, 8}, {"fdp", 16, 8}, {"mxcsr", 24, 4}, {"mxcsr_mask", 28, 4},
-	}, seqFields("st", 8, 32, 16)...), seqFields("xmm", 16, 160, 16)...))
+	}, x87Fields()...), seqFields("xmm", 16, 160, 16)...))
 )
 
 // linuxRegsetGeneral and linuxRegsetFloat are the regset notes per flavor.
@@ -49,3 +49,12 @@ var linuxDebug = NewLayout(ArchAMD64, FlavorDebug, []RegDesc{
 })
 
 const localArch = ArchAMD64
+
+// x87Fields are st0-st7: 10-byte registers in 16-byte FXSAVE slots.
+func x87Fields() []Field {
+	f := seqFields("st", 8, 32, 16)
+	for i := range f {
+		f[i].Size = 10
+	}
+	return f
+}
