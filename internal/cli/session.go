@@ -88,3 +88,12 @@ func parseAddress(s *Session, expr string) (uint64, error) {
 	}
 	return addr + off, nil
 }
+
+// parseUint parses a number in C notation (0x hex, 0 octal, or decimal).
+func parseUint(s string) (uint64, error) {
+	v, err := strconv.ParseUint(s, 0, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a number (use decimal or 0x hex)", s)
+	}
+	return v, nil
+}
