@@ -823,17 +823,6 @@ func (s *Server) removeAllBreakpoints() {
 	}
 }
 
-// Breakpoints returns the addresses of the planted breakpoints. It is meant
-// for tests and must not be called while Serve runs.
-func (s *Server) Breakpoints() []uint64 {
-	var out []uint64
-	for a := range s.bps {
-		out = append(out, a)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
-
 // run resumes the target (stepping the current thread first if the debugger
 // asked for a step) and starts watching it for traps.
 func (s *Server) run() {
