@@ -252,6 +252,10 @@ func (t *Task) Name() string { return t.name }
 // could be read.
 func (t *Task) CodeSignFlags() (mach.CSFlags, bool) { return t.flags, t.flagsOK }
 
+// StripPointer removes pointer-authentication bits from a code address
+// (a saved return address) of the task; on x86_64 it returns addr as is.
+func (t *Task) StripPointer(addr uint64) uint64 { return StripPAC(addr, t.pacMask) }
+
 // Describe returns "pid 1234 (name)".
 func (t *Task) Describe() string {
 	if t.name == "" {

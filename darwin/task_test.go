@@ -160,6 +160,12 @@ func TestGetStateStripsPAC(t *testing.T) {
 	if _, err := task.GetState(0x10000, mach.X86_THREAD_STATE64); !errors.Is(err, mach.ErrUnsupportedState) {
 		t.Errorf("x86 flavor on arm64: %v", err)
 	}
+	if got := task.StripPointer(0x0021_0001_0000_9abc); got != 0x1_0000_9abc {
+		t.Errorf("StripPointer = %#x", got)
+	}
+	if got := attachFake(t, newFakeKernel(), "amd64").StripPointer(0x0021_0001_0000_9abc); got != 0x0021_0001_0000_9abc {
+		t.Errorf("amd64 StripPointer changed the address: %#x", got)
+	}
 }
 
 func TestPACMask(t *testing.T) {

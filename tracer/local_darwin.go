@@ -43,6 +43,10 @@ func (b *darwinBackend) Arch() Arch       { return b.arch }
 func (b *darwinBackend) Describe() string { return b.t.Describe() }
 func (b *darwinBackend) PID() int         { return b.t.PID() }
 
+// StripPointer implements PointerStripper: return addresses saved by arm64e
+// code carry PAC bits, which the unwinder must remove.
+func (b *darwinBackend) StripPointer(addr uint64) uint64 { return b.t.StripPointer(addr) }
+
 // Wait implements Waiter for launched processes.
 func (b *darwinBackend) Wait() (int, error) {
 	st, err := b.t.Wait()
