@@ -183,7 +183,7 @@ const (
 
 // newTarget returns a fake x86_64 kernel with 8 KiB of text and 4 KiB of
 // stack, and a fake peer serving it.
-func newTarget(t *testing.T) (*kdptest.Target, *kdptest.Server) {
+func newTarget(t testing.TB) (*kdptest.Target, *kdptest.Server) {
 	tgt := kdptest.NewTarget()
 	text := make([]byte, 8192)
 	for i := range text {

@@ -89,14 +89,23 @@ func (t *Target) at(a uint64) (*byte, bool) {
 	return nil, false
 }
 
+// read returns the readable prefix of [addr, addr+n), crossing adjacent
+// regions.
 func (t *Target) read(addr uint64, n int) []byte {
-	var out []byte
-	for i := range n {
-		p, ok := t.at(addr + uint64(i))
-		if !ok {
+	out := make([]byte, 0, n)
+	for len(out) < n {
+		a := addr + uint64(len(out))
+		found := false
+		for _, r := range t.regions {
+			if a >= r.base && a-r.base < uint64(len(r.data)) {
+				out = append(out, r.data[a-r.base:][:min(n-len(out), len(r.data)-int(a-r.base))]...)
+				found = true
+				break
+			}
+		}
+		if !found {
 			break
 		}
-		out = append(out, *p)
 	}
 	return out
 }
