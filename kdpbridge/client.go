@@ -130,7 +130,22 @@ const (
 // Client speaks KDP to one stub over UDP, as LLDB's kdp-remote does: one
 // socket, its port announced as reply and exception port; every request sent
 // up to Tries times with the same sequence number; stale replies skipped;
-// exception notifications acknowledged as soon as they arrive.
+// exception notifications acknowledged as soon as they arrive. For the same
+// operations it sends the same bytes as LLDB 19.
+//
+// Where LLDB leaves a session broken or silently wrong, the client differs:
+//   - a request that got no reply does not use up its sequence number; the
+//     next request first sends a harmless VERSION with that number, which the
+//     stub either runs or answers from its saved reply, so the client learns
+//     which number the stub expects (LLDB's session is stuck for good when a
+//     request is lost);
+//   - a reply with a newer sequence number is skipped, not taken as failure;
+//   - WriteMem is split into kdp.MaxData chunks (LLDB sends one request,
+//     which a stub refuses above 1024 bytes);
+//   - with a version 10 stub, addresses beyond 32 bits are refused (LLDB
+//     truncates them);
+//   - if RESUMECPUS gets no reply, the target may or may not be running:
+//     both WaitException and further requests are allowed.
 //
 // A Client is safe for concurrent use; requests are serialised.
 type Client struct {
@@ -336,7 +351,8 @@ func (c *Client) WriteRegs(ctx context.Context, cpu, flavor uint32, state []byte
 // address must then fit 32 bits). It returns how many bytes were read; n <
 // len(buf) comes with an error. As in LLDB, a chunk that returns some bytes
 // is a success whatever the error field says; the read stops after the first
-// short chunk.
+// short chunk. A short chunk with error 0 (arm64 XNU never reports memory
+// errors) is reported as kdp.ErrBadAccess.
 func (c *Client) ReadMem(ctx context.Context, addr uint64, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
