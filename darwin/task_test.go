@@ -372,3 +372,34 @@ func TestAttachWithoutMachCalls(t *testing.T) {
 		t.Errorf("err = %v, want ErrUnsupported", err)
 	}
 }
+
+// BenchmarkThreadIDs measures the bookkeeping cost of one task_threads round
+// for 64 known threads (the Mach call itself is faked): the part of a sample
+// that is machtrace's own.
+func BenchmarkThreadIDs(b *testing.B) {
+	k := newFakeKernel()
+	for i := 0; i < 61; i++ {
+		k.addThread("w")
+	}
+	task, err := attach(k, "amd64", k.pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := task.ThreadIDs(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadImages measures parsing a dyld image list from memory.
+func BenchmarkReadImages(b *testing.B) {
+	k := dyldFixture()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadImages(k, aiiAddr, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
