@@ -17,12 +17,6 @@ import (
 	"github.com/machtrace/machtrace/kdpbridge/kdp"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testvm.StopShared()
-	os.Exit(code)
-}
-
 // runCLI runs one machtrace command line against the real target opener.
 func runCLI(t *testing.T, ctx context.Context, args ...string) (string, string, error) {
 	t.Helper()
@@ -113,8 +107,14 @@ func TestGDBTargetKDPServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := runCLI(t, ctx, "kdp", "serve", "--target=gdb://"+vm.GDBAddr, "--listen", addr)
-		done <- err
+		// The serve command itself, whether or not the root lists `kdp`.
+		var out, errOut bytes.Buffer
+		f := &Factory{IO: IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, Open: openTarget}
+		cmd := NewCmdKDPServe(f, nil)
+		cmd.SetArgs([]string{"--target=gdb://" + vm.GDBAddr, "--listen", addr})
+		cmd.SetOut(&out)
+		cmd.SetErr(&errOut)
+		done <- cmd.ExecuteContext(ctx)
 	}()
 	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer ccancel()

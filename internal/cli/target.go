@@ -111,6 +111,8 @@ func openTarget(o *TargetOptions) (*Session, error) {
 			return nil, flagErrorf("--target %q: want kdp://HOST[:PORT] or gdb://HOST:PORT", o.URL)
 		}
 		switch strings.ToLower(u.Scheme) {
+		case "gdb":
+			return openGDB(o, u)
 		default:
 			return nil, flagErrorf("--target %q: unknown scheme %q (want kdp or gdb)", o.URL, u.Scheme)
 		}
