@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
