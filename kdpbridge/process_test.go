@@ -52,7 +52,7 @@ func TestProcessOverKDP(t *testing.T) {
 	hotA := funcAddr(t, tracee.HotA)
 	l := testutil.Launch(t, tracee.Split, "60")
 	srv := startServerTarget(t, l.Target, ServerOptions{ResumeReplyDelay: -1, PollInterval: 5 * time.Millisecond})
-	tgt, err := Dial(context.Background(), srv.String(), fastClient)
+	tgt, err := Dial(context.Background(), srv.String(), &TargetOptions{ClientOptions: fastClient})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestProcessOverKDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	overKDP, err := tgt.ThreadState(0, tracer.FlavorGeneral)
+	overKDP, err := tgt.ThreadState(1, tracer.FlavorGeneral)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestProcessBreakpointOverKDP(t *testing.T) {
 	_, waiter := l.Target.Backend().(TrapWaiter)
 	t.Logf("backend %T, TrapWaiter: %v (breakpoints are %s)", l.Target.Backend(), waiter, map[bool]string{true: "int3", false: "self-jumps found by polling"}[waiter])
 	srv := startServerTarget(t, l.Target, ServerOptions{ResumeReplyDelay: -1, PollInterval: 5 * time.Millisecond})
-	tgt, err := Dial(context.Background(), srv.String(), fastClient)
+	tgt, err := Dial(context.Background(), srv.String(), &TargetOptions{ClientOptions: fastClient})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestProcessBreakpointOverKDP(t *testing.T) {
 	if e, _ := kb.LastException(); e.Info[0].Exception != kdp.ExcBreakpoint || e.Info[0].Code != 3 {
 		t.Fatalf("exception %+v, want EXC_BREAKPOINT/EXC_I386_BPTFLT", e.Info)
 	}
-	regs, err := tgt.ThreadState(0, tracer.FlavorGeneral)
+	regs, err := tgt.ThreadState(1, tracer.FlavorGeneral)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestProcessBreakpointOverKDP(t *testing.T) {
 	}
 	// Rewind the PC onto the restored instruction, as LLDB does, and let go.
 	_ = regs.Set("rip", hotA)
-	if err := tgt.SetThreadState(0, regs); err != nil {
+	if err := tgt.SetThreadState(1, regs); err != nil {
 		t.Fatal(err)
 	}
 

@@ -14,19 +14,31 @@ import (
 	"github.com/machtrace/machtrace/tracer"
 )
 
+// TargetOptions configure Dial.
+type TargetOptions struct {
+	ClientOptions
+	// StayHalted leaves the kernel halted when the target is closed: the
+	// socket is closed without DISCONNECT, and the next debugger's REATTACH
+	// takes the stub's session over. The target then starts suspended once.
+	// By default Close sends DISCONNECT, which lets XNU run again, as LLDB's
+	// detach does; a KDP kernel cannot be halted again from the network.
+	StayHalted bool
+}
+
 // Dial connects to the KDP stub at addr ("HOST" or "HOST:PORT", port 41139
 // by default) and returns it as a tracer.Target. The kernel must be halted in
-// its debugger (an NMI, a panic, a breakpoint, or DB_HALT at boot); it stays
-// halted until the target is resumed or closed.
+// its debugger (an NMI, a panic, a breakpoint, or DB_HALT at boot).
 //
-// The target has one thread per CPU in the HOSTINFO CPU mask (ThreadID = CPU
-// number). XNU serves the registers of the CPU that entered the debugger
+// The target has one thread per CPU in the HOSTINFO CPU mask, named cpuN,
+// with ThreadID N+1 (thread ids start at 1, as LLDB's and GDB's do). XNU serves the registers of the CPU that entered the debugger
 // whatever CPU is asked, so every thread shows that state. Suspend fails
-// with an error wrapping tracer.ErrCannotHalt while the kernel runs: KDP
+// with an error wrapping tracer.ErrCannotHalt once the kernel runs: KDP
 // cannot interrupt a running kernel; sample it with SampleByBreakpoint.
-// Close ends the session with DISCONNECT, which lets the kernel run.
-func Dial(ctx context.Context, addr string, opts ClientOptions) (tracer.Target, error) {
-	c, err := Connect(ctx, addr, opts)
+func Dial(ctx context.Context, addr string, opts *TargetOptions) (tracer.Target, error) {
+	if opts == nil {
+		opts = &TargetOptions{}
+	}
+	c, err := Connect(ctx, addr, opts.ClientOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -35,8 +47,21 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (tracer.Target, 
 		c.Close()
 		return nil, err
 	}
+	if opts.StayHalted {
+		return stayHalted{Target: tracer.NewSuspendedTarget(b), b: b}, nil
+	}
 	return tracer.NewTarget(b), nil
 }
+
+// stayHalted closes the connection without resuming the kernel.
+type stayHalted struct {
+	tracer.Target
+	b *Backend
+}
+
+// Close closes the socket and leaves the kernel halted (or running, if it
+// was resumed): no RESUMECPUS, no DISCONNECT.
+func (t stayHalted) Close() error { return t.b.c.Close() }
 
 // Backend is a tracer.Backend over a KDP Client.
 type Backend struct {
@@ -107,14 +132,14 @@ func (b *Backend) Threads() ([]tracer.Thread, error) {
 	var out []tracer.Thread
 	for m := mask; m != 0; m &= m - 1 {
 		cpu := bits.TrailingZeros32(m)
-		out = append(out, tracer.Thread{ID: tracer.ThreadID(cpu), Name: fmt.Sprintf("cpu%d", cpu), State: st})
+		out = append(out, tracer.Thread{ID: cpuThread(uint32(cpu)), Name: fmt.Sprintf("cpu%d", cpu), State: st})
 	}
 	return out, nil
 }
 
 // errKernelRunning is wrapped by every request made while the kernel runs;
 // it wraps tracer.ErrCannotHalt.
-var errKernelRunning = fmt.Errorf("the kernel is running and KDP cannot interrupt it (it stops only at a breakpoint, an NMI or a panic; sample it through a breakpoint trigger on a kernel function instead): %w", tracer.ErrCannotHalt)
+var errKernelRunning = fmt.Errorf("the kernel is running and KDP cannot interrupt it (it stops only at a breakpoint, an NMI or a panic; sample it through a breakpoint trigger instead: machtrace kdp sample --trigger FUNCTION): %w", tracer.ErrCannotHalt)
 
 // Stop implements tracer.Backend. A halted kernel needs nothing; a running
 // one cannot be stopped: the error wraps tracer.ErrCannotHalt.
@@ -148,9 +173,19 @@ func (b *Backend) WaitTrap(ctx context.Context) (tracer.ThreadID, error) {
 		return 0, fmt.Errorf("kdp://%s: terminated (code %d, exit %d): %w", b.c.Addr(), e.TermCode, e.ExitCode, tracer.ErrExited)
 	}
 	if len(e.Info) > 0 {
-		return tracer.ThreadID(e.Info[0].CPU), nil
+		return cpuThread(e.Info[0].CPU), nil
 	}
-	return 0, nil
+	return cpuThread(0), nil
+}
+
+// cpuThread and threadCPU map CPU numbers to thread ids and back.
+func cpuThread(cpu uint32) tracer.ThreadID { return tracer.ThreadID(cpu) + 1 }
+
+func threadCPU(tid tracer.ThreadID) uint32 {
+	if tid == 0 {
+		return 0
+	}
+	return uint32(tid - 1)
 }
 
 func (b *Backend) waitException(ctx context.Context) (Exception, error) {
@@ -177,7 +212,7 @@ func (b *Backend) checkHalted(op string) error {
 // (x86_FLOAT_STATE64, which XNU serves as zeros; ARM_NEON_STATE64, which XNU
 // refuses).
 func (b *Backend) GetState(tid tracer.ThreadID, flavor tracer.Flavor) (*tracer.Registers, error) {
-	op := fmt.Sprintf("read %s registers of cpu %d", flavor, tid)
+	op := fmt.Sprintf("read %s registers of cpu %d", flavor, threadCPU(tid))
 	if err := b.checkHalted(op); err != nil {
 		return nil, err
 	}
@@ -185,7 +220,7 @@ func (b *Backend) GetState(tid tracer.ThreadID, flavor tracer.Flavor) (*tracer.R
 	if !ok {
 		return nil, fmt.Errorf("kdp://%s: %s: %w (KDP carries general and FP state only)", b.c.Addr(), op, errors.ErrUnsupported)
 	}
-	img, err := b.c.ReadRegs(context.Background(), uint32(tid), fl)
+	img, err := b.c.ReadRegs(context.Background(), threadCPU(tid), fl)
 	if err != nil {
 		return nil, fmt.Errorf("kdp://%s: %s: %w", b.c.Addr(), op, err)
 	}
@@ -194,7 +229,7 @@ func (b *Backend) GetState(tid tracer.ThreadID, flavor tracer.Flavor) (*tracer.R
 
 // SetState implements tracer.Backend with WRITEREGS.
 func (b *Backend) SetState(tid tracer.ThreadID, regs *tracer.Registers) error {
-	op := fmt.Sprintf("write %s registers of cpu %d", regs.Flavor(), tid)
+	op := fmt.Sprintf("write %s registers of cpu %d", regs.Flavor(), threadCPU(tid))
 	if err := b.checkHalted(op); err != nil {
 		return err
 	}
@@ -207,7 +242,7 @@ func (b *Backend) SetState(tid tracer.ThreadID, regs *tracer.Registers) error {
 	if regs.Layout() != sl.layout {
 		// Registers from elsewhere: start from the kernel's own image so
 		// registers regs lacks keep their values.
-		cur, err := b.c.ReadRegs(context.Background(), uint32(tid), fl)
+		cur, err := b.c.ReadRegs(context.Background(), threadCPU(tid), fl)
 		if err != nil {
 			return fmt.Errorf("kdp://%s: %s: %w", b.c.Addr(), op, err)
 		}
@@ -222,7 +257,7 @@ func (b *Backend) SetState(tid tracer.ThreadID, regs *tracer.Registers) error {
 			}
 		}
 	}
-	if err := b.c.WriteRegs(context.Background(), uint32(tid), fl, img); err != nil {
+	if err := b.c.WriteRegs(context.Background(), threadCPU(tid), fl, img); err != nil {
 		return fmt.Errorf("kdp://%s: %s: %w", b.c.Addr(), op, err)
 	}
 	return nil

@@ -17,7 +17,7 @@ var fastClient = ClientOptions{Timeout: 500 * time.Millisecond, Tries: 3}
 func dialFake(t *testing.T, b tracer.Backend, so ServerOptions) (tracer.Target, *Backend) {
 	t.Helper()
 	srv, _ := startServer(t, b, so)
-	tgt, err := Dial(context.Background(), srv.String(), fastClient)
+	tgt, err := Dial(context.Background(), srv.String(), &TargetOptions{ClientOptions: fastClient})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,14 +37,14 @@ func TestTargetOverServer(t *testing.T) {
 		t.Fatalf("arch %s", tgt.Arch())
 	}
 	ths, err := tgt.Threads()
-	if err != nil || len(ths) != 1 || ths[0].ID != 0 || ths[0].State != tracer.StateHalted {
+	if err != nil || len(ths) != 1 || ths[0].ID != 1 || ths[0].Name != "cpu0" || ths[0].State != tracer.StateHalted {
 		t.Fatalf("threads %+v, %v", ths, err)
 	}
 	if err := tgt.Suspend(); err != nil { // halted already: no error
 		t.Fatal(err)
 	}
 
-	got, err := tgt.ThreadState(0, tracer.FlavorGeneral)
+	got, err := tgt.ThreadState(1, tracer.FlavorGeneral)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestTargetOverServer(t *testing.T) {
 		t.Fatalf("write did not land: %#x", c)
 	}
 	_ = got.Set("rax", 0x4242)
-	if err := tgt.SetThreadState(0, got); err != nil {
+	if err := tgt.SetThreadState(1, got); err != nil {
 		t.Fatal(err)
 	}
 	if w, _ := f.GetState(1, tracer.FlavorGeneral); func() uint64 { v, _ := w.Get("rax"); return v }() != 0x4242 {
@@ -102,7 +102,7 @@ func TestTargetOverServer(t *testing.T) {
 	if e, _ := kb.LastException(); e.Info[0] != (kdp.ExcInfo{Exception: kdp.ExcBreakpoint, Code: 3}) {
 		t.Fatalf("exception %+v", e)
 	}
-	regs, err := tgt.ThreadState(0, tracer.FlavorGeneral)
+	regs, err := tgt.ThreadState(1, tracer.FlavorGeneral)
 	if err != nil || regs.PC() != bp+1 {
 		t.Fatalf("pc after hit %#x (%v), want %#x", regs.PC(), err, uint64(bp+1))
 	}
@@ -120,7 +120,7 @@ func TestTargetOverServer(t *testing.T) {
 	if err := kb.Stop(); !errors.Is(err, tracer.ErrCannotHalt) {
 		t.Fatalf("Stop while running: %v, want ErrCannotHalt", err)
 	}
-	if _, err := kb.GetState(0, tracer.FlavorGeneral); !errors.Is(err, tracer.ErrCannotHalt) {
+	if _, err := kb.GetState(1, tracer.FlavorGeneral); !errors.Is(err, tracer.ErrCannotHalt) {
 		t.Fatalf("registers while running: %v, want ErrCannotHalt", err)
 	}
 }
