@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/machtrace/machtrace/kdpbridge/kdp"
@@ -161,7 +162,7 @@ type Client struct {
 	probeAlt bool // resync alternates its probe's seq after 255
 	state    clientState
 	info     SessionInfo
-	parser   kdp.Parser
+	infoCopy atomic.Pointer[SessionInfo] // for Info, which must not wait for a request
 
 	replies chan []byte // reply datagrams from the reader
 
@@ -279,14 +280,17 @@ func (c *Client) handshake(ctx context.Context) error {
 		CPUMask: hr.CPUMask, CPUType: hr.CPUType, CPUSubtype: hr.CPUSubtype,
 		KernelVersion: kr.Version,
 	}
+	info := c.info
+	c.infoCopy.Store(&info)
 	return nil
 }
 
 // Info returns what the handshake learnt about the target.
 func (c *Client) Info() SessionInfo {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.info
+	if p := c.infoCopy.Load(); p != nil {
+		return *p
+	}
+	return SessionInfo{}
 }
 
 // Version asks for the protocol version and feature bits.
