@@ -35,6 +35,11 @@ const (
 // Ready is printed on stdout by programs once they have set themselves up.
 const Ready = "TRACEE-READY"
 
+// SpinReturned starts the line KnownRegs prints with the control register's
+// value when a tracer has set it (the exit status says the same, but a tracer
+// in the parent process may have reaped it).
+const SpinReturned = "SPIN-RETURNED"
+
 // Env returns the environment that makes the test binary run program with
 // args.
 func Env(program string, args ...string) []string {
@@ -76,7 +81,9 @@ func RunIfRequested() {
 		debug.SetGCPercent(-1) // the spinning thread cannot be preempted for a GC
 		runtime.LockOSThread()
 		fmt.Println(Ready)
-		os.Exit(int(SpinWithKnownRegisters()))
+		v := SpinWithKnownRegisters()
+		fmt.Printf("%s %d\n", SpinReturned, v)
+		os.Exit(int(v))
 	case NamedThreads:
 		runNamedThreads()
 	case Churn:
