@@ -306,7 +306,7 @@ times out and the kernel keeps running (KDP cannot take it back).`,
 	}
 	addTargetFlags(cmd, &opts.Target)
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Trigger, "trigger", "", "`ADDRESS` of the kernel function to break on (hex)")
+	fl.StringVar(&opts.Trigger, "trigger", "", "kernel function to break on: an `ADDRESS` (0x...) or a symbol the target's images name")
 	fl.IntVarP(&opts.Count, "count", "n", 10, "hits to collect")
 	fl.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "longest wait for one hit")
 	return cmd
@@ -316,15 +316,15 @@ func kdpSampleRun(ctx context.Context, opts *KDPSampleOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	addr, err := parseUint(opts.Trigger)
-	if err != nil {
-		return flagErrorf("--trigger: %v", err)
-	}
 	s, err := opts.Open(&opts.Target)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	addr, err := parseAddress(s, opts.Trigger)
+	if err != nil {
+		return fmt.Errorf("--trigger: %w", err)
+	}
 	sym := s.Symbolizer()
 	name := func(a uint64) string {
 		loc := sym.Lookup(a)

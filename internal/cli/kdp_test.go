@@ -2,8 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/machtrace/machtrace/kdpbridge/kdp"
+	"github.com/machtrace/machtrace/kdpbridge/kdptest"
+	"github.com/machtrace/machtrace/tracer"
 )
 
 func testFactory() (*Factory, *bytes.Buffer, *bytes.Buffer) {
@@ -122,5 +130,74 @@ func TestKDPServeFlags(t *testing.T) {
 			}
 			tt.check(t, got)
 		})
+	}
+}
+
+// kdpFactory opens every --target with openKDP.
+func kdpFactory() (*Factory, *bytes.Buffer, *bytes.Buffer) {
+	f, out, errOut := testFactory()
+	f.Open = func(o *TargetOptions) (*Session, error) {
+		u, err := url.Parse(o.URL)
+		if err != nil {
+			return nil, err
+		}
+		return openKDP(o, u)
+	}
+	return f, out, errOut
+}
+
+// TestKDPTargetCommands runs threads, regs, mem, disasm, setreg --write and
+// sample against a fake halted XNU x86_64 kernel through --target kdp://.
+func TestKDPTargetCommands(t *testing.T) {
+	const pc = 0xffffff8000201234
+	tgt := kdptest.NewTarget()
+	code := []byte{0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10, 0x90, 0xc3}
+	tgt.Map(pc, append(code, make([]byte, 0x200)...))
+	img := make([]byte, kdp.X86ThreadState64Size)
+	binary.LittleEndian.PutUint64(img[0:], 0x1234)              // rax
+	binary.LittleEndian.PutUint64(img[56:], 0xffffff80aabbcc00) // rsp
+	binary.LittleEndian.PutUint64(img[128:], pc)                // rip
+	binary.LittleEndian.PutUint64(img[136:], 0x246)             // rflags
+	tgt.SetRegs(kdp.X86ThreadState64, img)
+	peer := kdptest.NewServer(t, tgt.Handle)
+	target := "kdp://" + peer.Addr().String() + "?timeout=500ms&halted=1"
+
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		f, out, errOut := kdpFactory()
+		root := NewCmdRoot(f)
+		root.SetArgs(append(args, "--target", target))
+		err := root.ExecuteContext(context.Background())
+		t.Logf("machtrace %s:\n%s%s", strings.Join(args, " "), out, errOut)
+		return out.String() + errOut.String(), err
+	}
+	mustRun := func(args ...string) string {
+		t.Helper()
+		out, err := run(args...)
+		if err != nil {
+			t.Fatalf("machtrace %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	if out := mustRun("threads"); !strings.Contains(out, "cpu0") {
+		t.Errorf("threads: no cpu0")
+	}
+	if out := mustRun("regs"); !strings.Contains(out, "0xffffff8000201234") || !strings.Contains(out, "0000000000001234") {
+		t.Errorf("regs: rip or rax missing")
+	}
+	if out := mustRun("mem", "0xffffff8000201234", "8"); !strings.Contains(out, "55 48 89 e5") {
+		t.Errorf("mem: code bytes missing")
+	}
+	if out := mustRun("disasm", "-n", "3"); !strings.Contains(strings.ToLower(out), "push") {
+		t.Errorf("disasm: no push at the pc")
+	}
+	mustRun("setreg", "--tid", "1", "rax=0x99", "--write")
+	if got := binary.LittleEndian.Uint64(tgt.Regs(kdp.X86ThreadState64)[0:]); got != 0x99 {
+		t.Errorf("setreg --write: rax = %#x in the kernel", got)
+	}
+	// Sampling by suspension cannot work on KDP (the sampler resumes the
+	// kernel, then cannot stop it): the error must say so.
+	if out, err := run("sample", "-d", "1s"); err == nil || !errors.Is(err, tracer.ErrCannotHalt) || !strings.Contains(err.Error(), "kdp sample --trigger") {
+		t.Errorf("sample over KDP: %v\n%s", err, out)
 	}
 }

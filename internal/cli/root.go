@@ -81,6 +81,7 @@ A target is named the same way everywhere:
 		NewCmdSetup(f, nil),
 		NewCmdDoctor(f, nil),
 		NewCmdSelftest(f, nil),
+		NewCmdKDP(f),
 	} {
 		root.AddCommand(c)
 	}

@@ -113,6 +113,8 @@ func openTarget(o *TargetOptions) (*Session, error) {
 		switch strings.ToLower(u.Scheme) {
 		case "gdb":
 			return openGDB(o, u)
+		case "kdp":
+			return openKDP(o, u)
 		default:
 			return nil, flagErrorf("--target %q: unknown scheme %q (want kdp or gdb)", o.URL, u.Scheme)
 		}

@@ -9,15 +9,16 @@ import (
 	"github.com/machtrace/machtrace/kdpbridge"
 )
 
-// openKDP opens kdp://HOST[:PORT][?timeout=DURATION&tries=N]: an XNU
-// kernel's KDP stub (or `machtrace kdp serve`). The kernel must be halted in
-// its debugger; it stays halted while machtrace holds it and runs again when
-// the session ends (DISCONNECT).
+// openKDP opens kdp://HOST[:PORT][?timeout=DURATION&tries=N&halted=1]: an
+// XNU kernel's KDP stub (or `machtrace kdp serve`). The kernel must be halted
+// in its debugger. By default it runs again when the command ends
+// (DISCONNECT, as LLDB's detach); with halted=1 it stays halted, so that
+// further commands can connect.
 func openKDP(o *TargetOptions, u *url.URL) (*Session, error) {
 	if o.Kallsyms != "" {
 		return nil, flagErrorf("--kallsyms is for gdb:// targets; a KDP target names its kernel in its version string")
 	}
-	var opts kdpbridge.ClientOptions
+	var opts kdpbridge.TargetOptions
 	q := u.Query()
 	if v := q.Get("timeout"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -33,7 +34,12 @@ func openKDP(o *TargetOptions, u *url.URL) (*Session, error) {
 		}
 		opts.Tries = n
 	}
-	t, err := kdpbridge.Dial(context.Background(), u.Host, opts)
+	switch q.Get("halted") {
+	case "", "0", "false":
+	default:
+		opts.StayHalted = true
+	}
+	t, err := kdpbridge.Dial(context.Background(), u.Host, &opts)
 	if err != nil {
 		return nil, err
 	}
