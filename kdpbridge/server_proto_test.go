@@ -185,3 +185,57 @@ func TestServerDisconnectRestores(t *testing.T) {
 	}
 	q.request(&kdp.DisconnectRequest{})
 }
+
+// TestServerExceptionAckTimeout checks XNU's give-up rule: an EXCEPTION sent
+// ExceptionTries times without an ACK ends the session, removes the
+// breakpoints and lets the target run; a new debugger can then connect.
+func TestServerExceptionAckTimeout(t *testing.T) {
+	f := newLLDBFake()
+	f.threads[0].regs.Set("rip", 0xffffffff81a17b00)
+	srv, tgt := startServer(t, fakePoller{f}, ServerOptions{ResumeReplyDelay: -1, PollInterval: 2 * time.Millisecond, ExceptionRetransmit: 10 * time.Millisecond, ExceptionTries: 3})
+	p := newRawPeer(t, srv)
+	p.connect()
+	const bp = 0xffffffff81a17b02
+	p.request(&kdp.Breakpoint64SetRequest{Address: bp})
+	p.request(&kdp.ResumeCPUsRequest{CPUMask: 1})
+	sent := 0
+	for p.recv(300*time.Millisecond) != nil {
+		sent++
+	}
+	if sent != 3 {
+		t.Fatalf("EXCEPTION sent %d times, want 3", sent)
+	}
+	if tgt.Suspended() {
+		t.Fatalf("target still halted after the debugger went away")
+	}
+	if c, _ := f.byteAtLocked(bp); c != 0x90 {
+		t.Fatalf("breakpoint left after the session was dropped")
+	}
+	q := newRawPeer(t, srv)
+	q.connect()
+	q.request(&kdp.DisconnectRequest{})
+}
+
+// TestServerReplyPorts checks where replies go: by default to the port the
+// client announced in CONNECT (XNU's rule), with ReplyToSource to the
+// datagram's source.
+func TestServerReplyPorts(t *testing.T) {
+	for _, toSource := range []bool{false, true} {
+		srv, _ := startServer(t, fakeWaiter{newLLDBFake()}, ServerOptions{ReplyToSource: toSource})
+		p := newRawPeer(t, srv)
+		other := newRawPeer(t, srv) // the announced port
+		c := &kdp.ConnectRequest{ReplyPort: other.port, ExcPort: other.port, Greeting: kdp.Greeting}
+		b, _ := c.MarshalBinary()
+		p.sendBytes(b)
+		want, notWant := other, p
+		if toSource {
+			want, notWant = p, other
+		}
+		if r := want.recv(time.Second); r == nil {
+			t.Fatalf("ReplyToSource=%v: no CONNECT reply where expected", toSource)
+		}
+		if r := notWant.recv(100 * time.Millisecond); r != nil {
+			t.Fatalf("ReplyToSource=%v: CONNECT reply at the wrong port", toSource)
+		}
+	}
+}
