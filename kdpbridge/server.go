@@ -288,6 +288,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	pkts := make(chan datagram, 64)
 	readDone := make(chan struct{})
+	stop := make(chan struct{})
 	go func() {
 		defer close(readDone)
 		buf := make([]byte, 65536)
@@ -297,7 +298,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
 					select {
-					case <-ctx.Done():
+					case <-stop:
 						return
 					default:
 						continue
@@ -307,12 +308,13 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			select {
 			case pkts <- datagram{append([]byte(nil), buf[:n]...), from}:
-			case <-ctx.Done():
+			case <-stop:
 				return
 			}
 		}
 	}()
 	defer func() {
+		close(stop)
 		_ = s.conn.SetReadDeadline(time.Now())
 		<-readDone
 		_ = s.conn.SetReadDeadline(time.Time{})
