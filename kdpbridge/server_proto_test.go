@@ -2,7 +2,10 @@ package kdpbridge
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -238,4 +241,40 @@ func TestServerReplyPorts(t *testing.T) {
 			t.Fatalf("ReplyToSource=%v: CONNECT reply at the wrong port", toSource)
 		}
 	}
+}
+
+// TestServerTargetExits checks that a target exiting while it runs ends
+// Serve with tracer.ErrExited after a TERMINATION notification.
+func TestServerTargetExits(t *testing.T) {
+	f := newLLDBFake()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	srv, err := NewServer(conn, tracer.NewTarget(fakePoller{f}), ServerOptions{ResumeReplyDelay: -1, PollInterval: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background()) }()
+	p := newRawPeer(t, conn.LocalAddr().(*net.UDPAddr))
+	p.connect()
+	p.request(&kdp.ResumeCPUsRequest{CPUMask: 1})
+	f.mu.Lock()
+	f.exited = true
+	f.mu.Unlock()
+	var n kdp.TerminationNotification
+	if err := n.UnmarshalBinary(p.recv(2 * time.Second)); err != nil || n.TermCode != kdp.TermExit {
+		t.Fatalf("no TERMINATION: %v %+v", err, n)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, tracer.ErrExited) {
+			t.Fatalf("Serve: %v, want ErrExited", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Serve did not return after the target exited")
+	}
+	f.Stop()
 }
