@@ -118,6 +118,19 @@ func TestQEMUKernelSymbols(t *testing.T) {
 		t.Fatalf("linux_banner at %#x: %q", banner+slide.Slide, text)
 	}
 	t.Logf("linux_banner: %s", text)
+	// M: write "LINUX" over "Linux" (QEMU writes through the page tables
+	// even to read-only kernel data), read it back, restore it.
+	if _, err := tgt.WriteMemory(banner+slide.Slide, []byte("LINUX")); err != nil {
+		t.Fatalf("write linux_banner: %v", err)
+	}
+	back := make([]byte, 13)
+	_, err = tgt.ReadMemory(banner+slide.Slide, back)
+	if _, rerr := tgt.WriteMemory(banner+slide.Slide, buf[:5]); rerr != nil {
+		t.Fatalf("restore linux_banner: %v", rerr)
+	}
+	if err != nil || string(back) != "LINUX version" {
+		t.Errorf("after writing: %q, %v", back, err)
+	}
 	addr, err := sym.Addr("jiffies_64")
 	if err != nil {
 		t.Fatal(err)
