@@ -282,3 +282,60 @@ func TestQEMUStayHalted(t *testing.T) {
 		t.Errorf("status after Resume = %q, want running", st)
 	}
 }
+
+// TestQEMUFrozen freezes the QEMU process (SIGSTOP) while the target is
+// suspended: the next request must fail with a timeout error within the
+// deadline, later ones at once, and the VM must be usable again after a
+// thaw (QEMU finds the connection gone with the VM paused; the next open
+// resumes it).
+func TestQEMUFrozen(t *testing.T) {
+	vm := testvm.Shared(t)
+	tgt, err := gdbremote.OpenTarget(vm.GDBAddr, &gdbremote.TargetOptions{Options: gdbremote.Options{Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tgt.Suspend(); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	defer func() {
+		if !thawed {
+			vm.Thaw()
+		}
+	}()
+	start := time.Now()
+	var buf [8]byte
+	_, err = tgt.ReadMemory(0xfffffe0000000000, buf[:])
+	var te *gdbremote.TimeoutError
+	if !errors.As(err, &te) {
+		t.Fatalf("read from a frozen QEMU: %v, want a *TimeoutError", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("timeout took %v with a 1 s deadline", d)
+	}
+	t.Logf("frozen QEMU: %v (after %v)", err, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if _, err := tgt.ThreadState(1, tracer.FlavorGeneral); !errors.As(err, &te) {
+		t.Errorf("second call: %v, want the same timeout", err)
+	}
+	closeErr := tgt.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("calls on a dead connection took %v", d)
+	}
+	t.Logf("close after the timeout: %v", closeErr)
+	vm.Thaw()
+	thawed = true
+	tgt, err = gdbremote.OpenTarget(vm.GDBAddr, nil)
+	if err != nil {
+		t.Fatalf("reconnect after thaw: %v", err)
+	}
+	if err := tgt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := vm.Status(); st != "running" {
+		t.Errorf("VM %s after thaw and reconnect, want running", st)
+	}
+}
