@@ -149,6 +149,12 @@ func (b *linuxBackend) Threads() ([]Thread, error) {
 func (b *linuxBackend) Stop() error     { return linuxError(b.p.Stop()) }
 func (b *linuxBackend) Continue() error { return linuxError(b.p.Continue()) }
 
+// SetLazy turns on the sampling fast path (see LazyStopper).
+func (b *linuxBackend) SetLazy(on bool) error { return linuxError(b.p.SetLazy(on)) }
+
+// LastStop reports the threads stopped and left asleep by the last Stop.
+func (b *linuxBackend) LastStop() (stopped, parked int) { return b.p.LastStop() }
+
 // Sleep waits while serving the target's own ptrace-stops.
 func (b *linuxBackend) Sleep(d time.Duration) { b.p.Sleep(d) }
 

@@ -25,6 +25,10 @@ type SampleOptions struct {
 	MinRunGap time.Duration
 	// Threads restricts sampling to these threads (nil: every thread).
 	Threads []ThreadID
+	// StopAll stops every thread at every tick. By default a backend that
+	// can (LazyStopper) leaves asleep the threads still blocked where they
+	// were last sampled and reuses their registers.
+	StopAll bool
 	// Progress, when set, is called about every ProgressEvery with the
 	// statistics so far. It runs inside the sampling loop: keep it short.
 	Progress      func(SampleStats)
@@ -50,6 +54,9 @@ type SampleStats struct {
 	Missed   int           // skipped: the previous tick overran or MinRunGap forbade it
 	Samples  int           // thread samples recorded (Taken x threads, less errors)
 	Vanished int           // threads that disappeared between listing and reading
+	// Asleep counts thread samples taken without stopping the thread: it
+	// was still blocked in the kernel where it was last sampled.
+	Asleep int
 	// Stopped is the total time the target was held suspended.
 	Stopped time.Duration
 	// MaxStop is the longest single suspension.
@@ -153,6 +160,7 @@ type sampler struct {
 	names  map[ThreadID]string
 	images []Image // the image list as last read, kept for a target that exits
 	strip  func(uint64) uint64
+	lazy   LazyStopper // set while the backend's lazy stop is on
 	buf    [16]byte
 }
 
@@ -178,6 +186,12 @@ func (s *sampler) loop(ctx context.Context) error {
 	}
 	if images, err := s.t.Images(); err == nil {
 		s.images = images
+	}
+	if ls, ok := s.b.(LazyStopper); ok && !s.opts.StopAll {
+		if err := ls.SetLazy(true); err == nil {
+			s.lazy = ls
+			defer ls.SetLazy(false)
+		}
 	}
 	period := time.Duration(float64(time.Second) / s.opts.Rate)
 	lateAfter := period / 5
@@ -282,6 +296,10 @@ func (s *sampler) sampleOnce(offset time.Duration, seen map[ThreadID]bool) (ende
 		}
 		s.prof.Samples = append(s.prof.Samples, ThreadSample{Offset: offset, Thread: tid, Stack: s.stack(regs)})
 		st.Samples++
+	}
+	if s.lazy != nil {
+		_, parked := s.lazy.LastStop()
+		st.Asleep += parked
 	}
 	if err := s.t.Resume(); err != nil {
 		return true, s.endOn(err)

@@ -315,3 +315,13 @@ type SignalClearer interface {
 type Sleeper interface {
 	Sleep(d time.Duration)
 }
+
+// LazyStopper is an optional Backend fast path for the sampler. While lazy,
+// Stop leaves asleep a thread that is blocked in the kernel exactly where its
+// general registers were last read (it has not run since, so those are still
+// its registers), and GetState(FlavorGeneral) returns them. LastStop says how
+// many threads the last Stop stopped and how many it left asleep.
+type LazyStopper interface {
+	SetLazy(on bool) error
+	LastStop() (stopped, parked int)
+}

@@ -21,6 +21,7 @@ type SampleOptions struct {
 	Duration  time.Duration
 	Threads   bool
 	NoUnwind  bool
+	StopAll   bool
 	Top       int
 	MinRunGap time.Duration
 	Output    string // pprof file
@@ -73,6 +74,7 @@ way; use a GDB stub (--target gdb://) to sample a kernel.`,
 	cmd.Flags().BoolVar(&o.Threads, "threads", false, "also print samples per thread")
 	cmd.Flags().BoolVar(&o.NoUnwind, "no-unwind", false, "record the PC only, without walking frame pointers")
 	cmd.Flags().IntVar(&o.Top, "top", 25, "functions to list")
+	cmd.Flags().BoolVar(&o.StopAll, "stop-all", false, "stop every thread at every tick, even threads still asleep where they were last sampled")
 	cmd.Flags().DurationVar(&o.MinRunGap, "min-run", 0, "least time the target runs between samples (kernel targets default to 2ms)")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "also write a pprof profile to `FILE` (go tool pprof, speedscope)")
 	cmd.Flags().StringVar(&o.Folded, "folded", "", "also write folded stacks to `FILE` (flamegraph.pl, inferno)")
@@ -87,7 +89,7 @@ func sampleRun(ctx context.Context, f *Factory, s *Session, o *SampleOptions) er
 			return err
 		}
 	}
-	opts := tracer.SampleOptions{Rate: o.Rate, Duration: o.Duration, Unwind: !o.NoUnwind, MinRunGap: o.MinRunGap}
+	opts := tracer.SampleOptions{Rate: o.Rate, Duration: o.Duration, Unwind: !o.NoUnwind, MinRunGap: o.MinRunGap, StopAll: o.StopAll}
 	if s.Kernel && opts.MinRunGap == 0 {
 		opts.MinRunGap = 2 * time.Millisecond
 	}
@@ -165,6 +167,9 @@ func writeSampleReport(w io.Writer, p *tracer.Profile, r *tracer.Report, o *Samp
 	if r.Samples == 0 {
 		fmt.Fprintln(w, "no samples")
 		return
+	}
+	if st.Asleep > 0 {
+		fmt.Fprintf(w, "%d thread samples (%s) were of threads still asleep where last sampled, read without waking them (--stop-all to wake every thread)\n", st.Asleep, pct(st.Asleep, st.Samples))
 	}
 	fmt.Fprintf(w, "%d of %d samples (%s) resolved to a symbol\n\n", r.Resolved, r.Samples, pct(r.Resolved, r.Samples))
 	var tab = newTable(w, right, right, right, right, left, left)

@@ -34,6 +34,13 @@ type thread struct {
 	stopped    bool // in a ptrace-stop we have collected
 	groupStop  bool // the stop is a job-control group-stop: resume with PTRACE_LISTEN
 	pendingSig int  // signal to deliver when the thread is continued
+
+	// The sampling fast path (SetLazy): a thread blocked in a system call
+	// where its registers were last captured is left where it is.
+	parked     bool   // left running (blocked) by this stop
+	blockedAt  string // its /proc syscall line read just before this stop, "" if running
+	captured   string // blockedAt when cachedRegs were read
+	cachedRegs []byte // NT_PRSTATUS as last read
 }
 
 // Process is a traced process. Its methods are safe for concurrent use: each
@@ -54,6 +61,11 @@ type Process struct {
 	reaped   bool            // its exit status was collected by wait4
 
 	sigchld <-chan os.Signal // SIGCHLD notifications, read on the owner thread
+
+	lazy        bool      // the sampling fast path is on (SetLazy)
+	lastParked  int       // threads left blocked by the last stop
+	lastStopped int       // threads stopped by the last stop
+	syscallBuf  [256]byte // for reading /proc/PID/task/TID/syscall
 
 	memOnce sync.Once
 	mem     *os.File // /proc/PID/mem, the fallback for process_vm_readv/writev
@@ -346,14 +358,28 @@ func (p *Process) stopLocked() error {
 		return fmt.Errorf("pid %d: %w", p.pid, ErrExited)
 	}
 	pending := make([]int, 0, len(p.threads))
+	p.lastParked = 0
 	for tid, t := range p.threads {
 		if t.stopped {
 			continue
+		}
+		t.blockedAt = ""
+		if p.lazy {
+			t.blockedAt = p.readSyscall(tid)
+			if t.blockedAt != "" && t.cachedRegs != nil && t.blockedAt == t.captured {
+				// Blocked in the same call, with the same arguments, SP
+				// and PC as when its registers were read: it has not run
+				// user code since. Leave it asleep.
+				t.parked = true
+				p.lastParked++
+				continue
+			}
 		}
 		// ESRCH means the thread is exiting; its exit is collected below.
 		_ = ptrace(unix.PTRACE_INTERRUPT, tid, 0, 0)
 		pending = append(pending, tid)
 	}
+	p.lastStopped = len(pending)
 	if err := p.collect(pending); err != nil {
 		return err
 	}
@@ -517,6 +543,7 @@ func (p *Process) continueLocked() error {
 		return fmt.Errorf("pid %d: %w (%s)", p.pid, ErrExited, describeStatus(p.status))
 	}
 	for _, t := range p.threads {
+		t.parked = false
 		if t.stopped {
 			if err := p.resume(t); err != nil {
 				return err
@@ -563,7 +590,12 @@ func (p *Process) stoppedThread(tid int) (*thread, error) {
 func (p *Process) GetRegSet(tid int, nt int, buf []byte) (int, error) {
 	var n int
 	err := p.do(func() error {
-		if _, err := p.stoppedThread(tid); err != nil {
+		if t := p.threads[tid]; t != nil && t.parked && nt == unix.NT_PRSTATUS {
+			n = copy(buf, t.cachedRegs)
+			return nil
+		}
+		t, err := p.stoppedThread(tid)
+		if err != nil {
 			return err
 		}
 		iov := unix.Iovec{Base: &buf[0]}
@@ -572,6 +604,15 @@ func (p *Process) GetRegSet(tid int, nt int, buf []byte) (int, error) {
 			return p.threadError("read registers of", tid, err)
 		}
 		n = int(iov.Len)
+		if p.lazy && nt == unix.NT_PRSTATUS {
+			t.cachedRegs = append(t.cachedRegs[:0], buf[:n]...)
+			// Park it next time only if it stopped where it was seen
+			// blocked (it did not run between that look and the stop).
+			t.captured = ""
+			if t.blockedAt != "" && p.readSyscall(tid) == t.blockedAt {
+				t.captured = t.blockedAt
+			}
+		}
 		return nil
 	})
 	return n, err
@@ -939,4 +980,47 @@ func (p *Process) waitNotification(d time.Duration) {
 	case <-p.sigchld:
 	case <-timer.C:
 	}
+}
+
+// SetLazy turns the sampling fast path on or off. While it is on, Stop leaves
+// running any thread that is blocked in the same system call (same number,
+// arguments, SP and PC, from /proc/PID/task/TID/syscall) as when its general
+// registers were last read, and GetRegSet(NT_PRSTATUS) returns the registers
+// read then. Such a thread has not executed user code since, so they are
+// still its registers; waking it to stop it would cost the target CPU time and
+// the sampler a scheduling delay. Other requests on a parked thread fail with
+// ErrRunning, so turn SetLazy on only around a sampling run.
+func (p *Process) SetLazy(on bool) error {
+	return p.do(func() error {
+		p.lazy = on
+		if !on {
+			for _, t := range p.threads {
+				t.cachedRegs, t.captured, t.blockedAt = nil, "", ""
+			}
+		}
+		return nil
+	})
+}
+
+// LastStop reports how many threads the last Stop stopped and how many it
+// left parked (see SetLazy).
+func (p *Process) LastStop() (stopped, parked int) {
+	_ = p.do(func() error { stopped, parked = p.lastStopped, p.lastParked; return nil })
+	return stopped, parked
+}
+
+// readSyscall returns /proc/PID/task/TID/syscall for a thread blocked in the
+// kernel, or "" when it is running or the file cannot be read. Runs on the
+// owner thread (it uses the process's buffer).
+func (p *Process) readSyscall(tid int) string {
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/task/%d/syscall", p.pid, tid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	n, err := unix.Read(fd, p.syscallBuf[:])
+	unix.Close(fd)
+	if err != nil || n == 0 || p.syscallBuf[0] == 'r' { // "running"
+		return ""
+	}
+	return string(p.syscallBuf[:n])
 }
