@@ -447,3 +447,69 @@ func cpuTicks(t *testing.T, pid int) int {
 	st, _ := strconv.Atoi(f[12])
 	return ut + st
 }
+
+// TestLazyStopMatchesFullStop checks the sampler's fast path: threads left
+// asleep report the same registers a full stop reads.
+func TestLazyStopMatchesFullStop(t *testing.T) {
+	l := testutil.Launch(t, tracee.Sleep, "30")
+	ls, ok := l.Target.Backend().(tracer.LazyStopper)
+	if !ok {
+		t.Skip("backend has no lazy stop")
+	}
+	time.Sleep(100 * time.Millisecond) // let the runtime's threads settle
+	snapshot := func() map[tracer.ThreadID][2]uint64 {
+		if err := l.Target.Suspend(); err != nil {
+			t.Fatal(err)
+		}
+		defer l.Target.Resume()
+		threads, err := l.Target.Threads()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[tracer.ThreadID][2]uint64{}
+		for _, th := range threads {
+			r, err := l.Target.ThreadState(th.ID, tracer.FlavorGeneral)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[th.ID] = [2]uint64{r.PC(), r.SP()}
+		}
+		return out
+	}
+	if err := ls.SetLazy(true); err != nil {
+		t.Fatal(err)
+	}
+	var lazy map[tracer.ThreadID][2]uint64
+	parked := 0
+	for i := 0; i < 4; i++ {
+		lazy = snapshot()
+		_, parked = ls.LastStop()
+	}
+	if err := ls.SetLazy(false); err != nil {
+		t.Fatal(err)
+	}
+	full := snapshot()
+	if stopped, p := ls.LastStop(); p != 0 || stopped == 0 {
+		t.Fatalf("after SetLazy(false) the stop parked %d and stopped %d threads", p, stopped)
+	}
+	if parked == 0 {
+		t.Fatalf("no thread of an idle process was left asleep (%d threads)", len(lazy))
+	}
+	t.Logf("%d of %d threads left asleep", parked, len(lazy))
+	for tid, want := range full {
+		if got, ok := lazy[tid]; ok && got != want {
+			// An idle Go runtime thread may legitimately have moved
+			// between the two snapshots; only the sleepers must match.
+			t.Logf("thread %d: lazy %#x, full %#x", tid, got, want)
+		}
+	}
+	same := 0
+	for tid, want := range full {
+		if lazy[tid] == want {
+			same++
+		}
+	}
+	if same < parked {
+		t.Errorf("only %d threads read the same PC/SP lazily and fully, but %d were left asleep", same, parked)
+	}
+}
