@@ -62,6 +62,12 @@ func TestLLDBLive(t *testing.T) {
 		"-o", fmt.Sprintf("memory read -c 8 %#x", hotA),
 		"-o", fmt.Sprintf("breakpoint set -a %#x", hotA),
 		"-o", "continue",
+		// After the stop: as ordinary commands if LLDB treats the stop as a
+		// breakpoint, as -k (after-crash) commands if it treats the
+		// EXC_BREAKPOINT as a crash, which ends batch mode's -o list.
+		"-o", "register read rip",
+		"-o", "process status",
+		"-o", "detach",
 		"-k", "register read rip",
 		"-k", "process status",
 		"-k", "detach",
