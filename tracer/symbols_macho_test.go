@@ -13,11 +13,14 @@ import (
 	"github.com/machtrace/machtrace/tracer"
 )
 
-// machoTestProg is cross-compiled for darwin/arm64; helper opens on line 4.
+// machoTestProg is cross-compiled for darwin/arm64; helper opens on line 4
+// and has small (line 6) inlined into it.
 const machoTestProg = `package main
 
 //go:noinline
-func helper(n int) int { return n*2 + 1 }
+func helper(n int) int { return small(n)*2 + 1 }
+
+func small(x int) int { return x*x + 7 }
 
 func main() { println(helper(3)) }
 `
@@ -50,9 +53,12 @@ func machoTestBuild(t *testing.T, ldflags string) string {
 // TestSymbolizeMachO loads a darwin/arm64 Go binary as if dyld had slid it,
 // both by its mach_header address (Base) and by file offset alone.
 func TestSymbolizeMachO(t *testing.T) {
-	for _, tt := range []struct{ name, ldflags string }{
-		{"dwarf", ""},
-		{"stripped-dwarf", "-w"}, // lines from the Go pclntab
+	for _, tt := range []struct {
+		name, ldflags string
+		inlines       bool // DWARF tells of small inlined into helper
+	}{
+		{"dwarf", "", true},
+		{"stripped-dwarf", "-w", false}, // lines from the Go pclntab
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			bin := machoTestBuild(t, tt.ldflags)
@@ -88,8 +94,8 @@ func TestSymbolizeMachO(t *testing.T) {
 				if loc.Func != "main.helper" || loc.Offset != 8 || loc.ImageAddr != helper+8 {
 					t.Fatalf("Lookup(helper+8) = %q (%+v), want main.helper+0x8 (load errors: %v)", loc, loc, s.LoadErrors())
 				}
-				if filepath.Base(loc.File) != "main.go" || loc.Line != 4 {
-					t.Errorf("line = %q, want main.go:4", loc.FileLine())
+				if entry := s.LookupLine(pc); filepath.Base(entry.File) != "main.go" || entry.Line != 4 {
+					t.Errorf("line of helper = %q, want main.go:4", entry.FileLine())
 				}
 				for name, want := range map[string]uint64{
 					"main.helper": pc, "prog!main.helper": pc,
@@ -108,6 +114,17 @@ func TestSymbolizeMachO(t *testing.T) {
 				sym, _ := s.LookupName("main.helper")
 				if !sym.Guessed || sym.Size == 0 || sym.Size > 0x100 {
 					t.Errorf("symbol = %+v, want a small guessed size", sym)
+				}
+				inlined := false
+				for a := pc; a < pc+sym.Size; a += 4 {
+					frames := s.LookupInline(a)
+					if len(frames) == 2 && frames[0].Func == "main.small" && frames[0].Inlined && frames[0].Line == 6 &&
+						frames[1].Func == "main.helper" && frames[1].Line == 4 && frames[1].Offset == a-pc {
+						inlined = true
+					}
+				}
+				if inlined != tt.inlines {
+					t.Errorf("main.small seen inlined in main.helper: %v, want %v", inlined, tt.inlines)
 				}
 				// Disassemble helper from the file: arm64, and good
 				// words up to its ret.
