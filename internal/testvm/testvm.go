@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -200,13 +199,6 @@ func (vm *VM) Serial() string {
 	defer vm.mu.Unlock()
 	return vm.serial.String()
 }
-
-// Freeze stops the QEMU process (SIGSTOP): its stub stops answering, as a
-// hung host process would. Thaw undoes it.
-func (vm *VM) Freeze() error { return vm.cmd.Process.Signal(syscall.SIGSTOP) }
-
-// Thaw resumes a frozen QEMU process (SIGCONT).
-func (vm *VM) Thaw() error { return vm.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Kill stops QEMU and removes its sockets.
 func (vm *VM) Kill() {
