@@ -259,3 +259,72 @@ func TestCLISignalsDetach(t *testing.T) {
 		})
 	}
 }
+
+// runCLIChild runs machtrace (this test binary in CLI mode) as a child
+// process, optionally as another user, and returns its exit code and stderr.
+func runCLIChild(t *testing.T, cred *syscall.Credential, args ...string) (int, string) {
+	t.Helper()
+	exe := os.Args[0]
+	if cred != nil {
+		// The build directory is private to root: run a world-readable copy.
+		dir, err := os.MkdirTemp("", "machtrace-cli-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(exe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exe = dir + "/machtrace"
+		if err := os.WriteFile(exe, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), envRunCLI+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stderr.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stderr.String()
+}
+
+// TestCLIPermissionErrors provokes real EPERMs and checks that machtrace
+// names the rule that refused the attach.
+func TestCLIPermissionErrors(t *testing.T) {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		t.Skip("needs root on Linux to create the situations")
+	}
+	target := startTracee(t, tracee.Sleep, "30")
+	pid := strconv.Itoa(target.Process.Pid)
+
+	t.Run("other user", func(t *testing.T) {
+		code, stderr := runCLIChild(t, &syscall.Credential{Uid: 65534, Gid: 65534}, "regs", "-p", pid)
+		if code != 1 || !strings.Contains(stderr, "permission denied") || !strings.Contains(stderr, "belongs to uid 0") {
+			t.Fatalf("exit %d, stderr %q: want a permission error naming the owner", code, stderr)
+		}
+	})
+	t.Run("already traced", func(t *testing.T) {
+		tg, err := tracer.Attach(target.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tg.Close()
+		code, stderr := runCLIChild(t, nil, "regs", "-p", pid)
+		if code != 1 || !strings.Contains(stderr, "already traced by pid "+strconv.Itoa(os.Getpid())) {
+			t.Fatalf("exit %d, stderr %q: want the tracer's pid named", code, stderr)
+		}
+	})
+	assertNotStopped(t, target.Process.Pid)
+}

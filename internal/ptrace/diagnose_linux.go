@@ -19,6 +19,9 @@ type AttachError struct {
 }
 
 func (e *AttachError) Error() string {
+	if errors.Is(e.Err, unix.EPERM) {
+		return fmt.Sprintf("attach %d: permission denied (EPERM): %s", e.PID, e.Cause)
+	}
 	return fmt.Sprintf("attach %d: %v: %s", e.PID, e.Err, e.Cause)
 }
 
@@ -80,7 +83,15 @@ func DiagnosePermission(pid int, h HostFacts) string {
 		if f := strings.Fields(st["Uid"]); len(f) > 0 {
 			h.TargetUID, _ = strconv.Atoi(f[0])
 		}
+		// TracerPid is the tracing thread's id; name its process.
 		h.TargetTracer, _ = strconv.Atoi(st["TracerPid"])
+		if h.TargetTracer != 0 {
+			if tst, err := readStatus(h.TargetTracer); err == nil {
+				if tgid, err := strconv.Atoi(tst["Tgid"]); err == nil {
+					h.TargetTracer = tgid
+				}
+			}
+		}
 	}
 	h.TargetIsDescendant = isDescendant(pid, os.Getpid())
 	return diagnose(h)
