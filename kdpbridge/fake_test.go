@@ -47,7 +47,8 @@ type fakeCPU struct {
 	trapC   chan tracer.ThreadID
 	exited  bool
 	tick    time.Duration
-	stops   int // Stop calls, for tests
+	stops   int             // Stop calls, for tests
+	hwbps   map[uint64]bool // breakpoints the "stub" plants, invisible in memory
 }
 
 func newFakeCPU() *fakeCPU {
@@ -172,6 +173,13 @@ func (f *fakeCPU) run(stop, done chan struct{}) {
 			pc := th.regs.PC()
 			c, ok := f.byteAt(pc)
 			switch {
+			case f.hwbps[pc]:
+				th.trapped, th.sig = true, 5
+				select {
+				case f.trapC <- th.id:
+				default:
+				}
+				continue
 			case !ok:
 				th.trapped, th.sig = true, 11
 			case c == 0xcc:
@@ -300,4 +308,25 @@ func newLLDBFake() *fakeCPU {
 	f.mapRegion(0xffffc90000003000, make([]byte, 0x2000))
 	f.addThread(1, 0xffffffff81a17a0b, 0xffffc90000003e80)
 	return f
+}
+
+// fakeStub plants breakpoints itself, like a GDB stub's Z0: BreakpointPlanter
+// with TrapWaiter.
+type fakeStub struct{ fakeWaiter }
+
+func (f fakeStub) SetBreakpoint(addr uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hwbps == nil {
+		f.hwbps = map[uint64]bool{}
+	}
+	f.hwbps[addr] = true
+	return nil
+}
+
+func (f fakeStub) RemoveBreakpoint(addr uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.hwbps, addr)
+	return nil
 }

@@ -52,6 +52,17 @@ type TrapWaiter interface {
 	WaitTrap(ctx context.Context) (tracer.ThreadID, error)
 }
 
+// BreakpointPlanter is an optional interface of a tracer.Backend that plants
+// breakpoints itself, invisibly to the target (a GDB stub's Z0, hardware
+// breakpoints). The server uses it together with TrapWaiter: target memory
+// is then never patched, and a thread stopped by one of these breakpoints
+// has its PC at the breakpoint (on amd64 the server moves it one past, as
+// int3 leaves it, so that the debugger sees XNU's semantics and rewinds it).
+type BreakpointPlanter interface {
+	SetBreakpoint(addr uint64) error
+	RemoveBreakpoint(addr uint64) error
+}
+
 // Stepper is an optional interface of a tracer.Backend that can execute one
 // instruction of one thread while the target is stopped, then stop again.
 // The server uses it for LLDB's single-step (the x86 trace flag in a
@@ -152,7 +163,8 @@ type Server struct {
 	cpuType    uint32
 	cpuSubtype uint32
 	trapInsn   []byte
-	waiter     bool // the backend implements TrapWaiter
+	waiter     bool              // the backend implements TrapWaiter
+	planter    BreakpointPlanter // the backend plants breakpoints (with TrapWaiter), or nil
 
 	mu     sync.Mutex
 	state  serverState
@@ -193,6 +205,9 @@ func NewServer(conn net.PacketConn, t tracer.Target, opts ServerOptions) (*Serve
 	}
 	s := &Server{conn: conn, t: t, opts: opts.withDefaults(t), arch: arch, cpuType: cpuType, cpuSubtype: sub, bps: map[uint64][]byte{}, tempBps: map[uint64][]byte{}}
 	_, s.waiter = t.Backend().(TrapWaiter)
+	if bp, ok := t.Backend().(BreakpointPlanter); ok && s.waiter {
+		s.planter = bp
+	}
 	s.trapInsn = trapInstruction(arch, !s.waiter)
 	return s, nil
 }
@@ -790,6 +805,15 @@ func (s *Server) setBreakpoint(addr uint64) kdp.ErrorCode {
 	if len(s.bps) >= MaxBreakpoints {
 		return kdp.ErrMaxBreakpoints
 	}
+	if s.planter != nil {
+		if err := s.planter.SetBreakpoint(addr); err != nil {
+			s.opts.Logf("kdp server: breakpoint at %#x: %v", addr, err)
+			return kdp.ErrBadAccess
+		}
+		s.bps[addr] = nil // nothing to hide or restore
+		s.opts.Logf("kdp server: breakpoint set at %#x by %s", addr, s.t.Describe())
+		return kdp.NoError
+	}
 	if n, err := s.t.WriteMemory(addr, s.trapInsn); err != nil || n < len(s.trapInsn) {
 		s.opts.Logf("kdp server: plant breakpoint at %#x: %v", addr, err)
 		return kdp.ErrBadAccess
@@ -806,6 +830,13 @@ func (s *Server) removeBreakpoint(addr uint64) kdp.ErrorCode {
 		return kdp.ErrBreakpointNotFound
 	}
 	delete(s.bps, addr)
+	if s.planter != nil {
+		if err := s.planter.RemoveBreakpoint(addr); err != nil {
+			s.opts.Logf("kdp server: remove breakpoint at %#x: %v", addr, err)
+			return kdp.ErrBadAccess
+		}
+		return kdp.NoError
+	}
 	if _, err := s.t.WriteMemory(addr, orig); err != nil {
 		s.opts.Logf("kdp server: restore %#x: %v", addr, err)
 		return kdp.ErrBadAccess
@@ -1040,6 +1071,16 @@ func (s *Server) onWatch(r watchResult) error {
 	}
 	s.held = true
 	s.current = r.trap.thread
+	if s.planter != nil && s.arch == tracer.ArchAMD64 {
+		// A stub-planted breakpoint leaves the PC on it; int3 would have
+		// left it one past, which is what the debugger rewinds.
+		if regs, err := s.t.ThreadState(r.trap.thread, tracer.FlavorGeneral); err == nil {
+			if _, ok := s.bps[regs.PC()]; ok {
+				_ = regs.Set("rip", regs.PC()+1)
+				_ = s.t.SetThreadState(r.trap.thread, regs)
+			}
+		}
+	}
 	if st := s.step; st != nil {
 		s.disarmStep()
 		if r.trap.thread == st.tid && r.trap.kind == trapBreakpoint && !s.atBreakpoint(st.tid) {

@@ -278,3 +278,43 @@ func TestServerTargetExits(t *testing.T) {
 	}
 	f.Stop()
 }
+
+// TestServerPlantedBreakpoints checks a backend that plants breakpoints
+// itself (a GDB stub): memory is never patched, and the hit is reported with
+// XNU's int3 semantics (RIP one past the breakpoint).
+func TestServerPlantedBreakpoints(t *testing.T) {
+	f := newLLDBFake()
+	f.threads[0].regs.Set("rip", 0xffffffff81a17b00)
+	srv, _ := startServer(t, fakeStub{fakeWaiter{f}}, ServerOptions{ResumeReplyDelay: -1})
+	p := newRawPeer(t, srv)
+	p.connect()
+	const bp = 0xffffffff81a17b02
+	if r := p.request(&kdp.Breakpoint64SetRequest{Address: bp}).(*kdp.Breakpoint64SetReply); r.Error != 0 {
+		t.Fatalf("set: %v", r.Error)
+	}
+	if c, _ := f.byteAtLocked(bp); c != 0x90 {
+		t.Fatalf("memory patched (%#x) although the backend plants breakpoints", c)
+	}
+	p.request(&kdp.ResumeCPUsRequest{CPUMask: 1})
+	var n kdp.ExceptionNotification
+	if err := n.UnmarshalBinary(p.recv(2 * time.Second)); err != nil || n.Info[0].Code != 3 {
+		t.Fatalf("EXCEPTION: %v %+v", err, n)
+	}
+	ack := &kdp.ExceptionAck{Header: kdp.Header{Seq: n.Seq}}
+	ab, _ := ack.MarshalBinary()
+	p.sendBytes(ab)
+	rr := p.request(&kdp.ReadRegsRequest{CPU: 1, Flavor: kdp.X86ThreadState64}).(*kdp.ReadRegsReply)
+	if rip := binary.LittleEndian.Uint64(rr.State[128:]); rip != bp+1 {
+		t.Fatalf("rip %#x, want %#x", rip, uint64(bp+1))
+	}
+	if r := p.request(&kdp.Breakpoint64RemoveRequest{Address: bp}).(*kdp.Breakpoint64RemoveReply); r.Error != 0 {
+		t.Fatalf("remove: %v", r.Error)
+	}
+	f.mu.Lock()
+	left := len(f.hwbps)
+	f.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("stub breakpoint left")
+	}
+	p.request(&kdp.DisconnectRequest{})
+}
