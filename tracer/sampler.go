@@ -94,8 +94,10 @@ type Profile struct {
 	// Ended says why sampling stopped ("duration reached", "interrupted",
 	// "target exited: ...").
 	Ended string
-	// TargetExited is true when the run ended because the target exited.
+	// TargetExited is true when the run ended because the target exited;
+	// ExitErr then says how (with the exit status where known).
 	TargetExited bool
+	ExitErr      error
 }
 
 // The reasons a sampling run ends.
@@ -315,7 +317,8 @@ func (s *sampler) sampleOnce(offset time.Duration, seen map[ThreadID]bool) (ende
 // endOn turns the target's exit into a normal end of the run.
 func (s *sampler) endOn(err error) error {
 	if errors.Is(err, ErrExited) {
-		s.prof.Ended = "target exited: " + err.Error()
+		s.prof.Ended = "target exited"
+		s.prof.ExitErr = err
 		s.prof.TargetExited = true
 		return nil
 	}

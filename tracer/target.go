@@ -181,7 +181,7 @@ func (t *target) Suspend() error {
 	}
 	if t.suspends == 0 {
 		if err := t.b.Stop(); err != nil {
-			return fmt.Errorf("suspend %s: %w", t.b.Describe(), err)
+			return fmt.Errorf("suspend: %w", err)
 		}
 	}
 	t.suspends++
@@ -199,7 +199,7 @@ func (t *target) Resume() error {
 	}
 	if t.suspends == 1 {
 		if err := t.b.Continue(); err != nil {
-			return fmt.Errorf("resume %s: %w", t.b.Describe(), err)
+			return fmt.Errorf("resume: %w", err)
 		}
 	}
 	t.suspends--

@@ -122,7 +122,7 @@ func sampleRun(ctx context.Context, f *Factory, s *Session, o *SampleOptions) er
 		sym.SetImages(prof.Images)
 	}
 	if prof.TargetExited {
-		fmt.Fprintf(f.IO.ErrOut, "machtrace: %s\n", prof.Ended)
+		fmt.Fprintf(f.IO.ErrOut, "machtrace: the target exited while sampling (%v)\n", prof.ExitErr)
 	}
 	writeSampleReport(f.IO.Out, prof, tracer.Summarize(prof, sym), o)
 	if o.Output != "" {

@@ -318,7 +318,7 @@ func (p *Process) Threads() ([]int, error) {
 			return fmt.Errorf("pid %d: %w", p.pid, ErrDetached)
 		}
 		if p.exited {
-			return fmt.Errorf("pid %d: %w", p.pid, ErrExited)
+			return p.exitedError()
 		}
 		tids = p.tidsLocked()
 		return nil
@@ -355,7 +355,7 @@ func (p *Process) stopLocked() error {
 		return fmt.Errorf("pid %d: %w", p.pid, ErrDetached)
 	}
 	if p.exited {
-		return fmt.Errorf("pid %d: %w", p.pid, ErrExited)
+		return p.exitedError()
 	}
 	pending := make([]int, 0, len(p.threads))
 	p.lastParked = 0
@@ -387,7 +387,7 @@ func (p *Process) stopLocked() error {
 		p.exited = true
 	}
 	if p.exited {
-		return fmt.Errorf("pid %d: %w (%s)", p.pid, ErrExited, describeStatus(p.status))
+		return p.exitedError()
 	}
 	return nil
 }
@@ -540,7 +540,7 @@ func (p *Process) continueLocked() error {
 		return fmt.Errorf("pid %d: %w", p.pid, ErrDetached)
 	}
 	if p.exited {
-		return fmt.Errorf("pid %d: %w (%s)", p.pid, ErrExited, describeStatus(p.status))
+		return p.exitedError()
 	}
 	for _, t := range p.threads {
 		t.parked = false
@@ -573,7 +573,7 @@ func (p *Process) stoppedThread(tid int) (*thread, error) {
 		return nil, fmt.Errorf("pid %d: %w", p.pid, ErrDetached)
 	}
 	if p.exited {
-		return nil, fmt.Errorf("pid %d: %w", p.pid, ErrExited)
+		return nil, p.exitedError()
 	}
 	t, ok := p.threads[tid]
 	if !ok {
@@ -817,6 +817,15 @@ func (p *Process) Exited() (bool, unix.WaitStatus) {
 	var ws unix.WaitStatus
 	_ = p.do(func() error { exited, ws = p.exited, p.status; return nil })
 	return exited, ws
+}
+
+// exitedError says the process is gone, with its exit status when the tracer
+// collected it.
+func (p *Process) exitedError() error {
+	if p.status != 0 || p.reaped {
+		return fmt.Errorf("pid %d: %w (%s)", p.pid, ErrExited, describeStatus(p.status))
+	}
+	return fmt.Errorf("pid %d: %w", p.pid, ErrExited)
 }
 
 func describeStatus(ws unix.WaitStatus) string {
