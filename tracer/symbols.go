@@ -68,25 +68,29 @@ type SymbolTable struct {
 // others stay reachable by name. A zero size is inferred as the distance to
 // the next symbol, and a guessed size never reaches past the next symbol.
 func NewSymbolTable(syms []Symbol) *SymbolTable {
-	s := slices.Clone(syms)
-	slices.SortStableFunc(s, func(a, b Symbol) int { return cmp.Compare(a.Start, b.Start) })
-	t := &SymbolTable{syms: make([]Symbol, 0, len(s))}
-	for i := 0; i < len(s); {
+	// Sort indices, not 56-byte symbols: a stable order by address, cheaply.
+	order := make([]int, len(syms))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Or(cmp.Compare(syms[a].Start, syms[b].Start), cmp.Compare(a, b)) })
+	t := &SymbolTable{syms: make([]Symbol, 0, len(syms))}
+	for i := 0; i < len(order); {
 		j := i + 1
-		for j < len(s) && s[j].Start == s[i].Start {
+		for j < len(order) && syms[order[j]].Start == syms[order[i]].Start {
 			j++
 		}
-		best := i
-		for k := i; k < j; k++ {
-			if s[k].Size != 0 && !s[k].Guessed {
+		best := order[i]
+		for _, k := range order[i:j] {
+			if syms[k].Size != 0 && !syms[k].Guessed {
 				best = k
 				break
 			}
 		}
-		t.syms = append(t.syms, s[best])
-		for k := i; k < j; k++ {
-			if k != best && s[k].Name != s[best].Name {
-				t.aliases = append(t.aliases, s[k])
+		t.syms = append(t.syms, syms[best])
+		for _, k := range order[i:j] {
+			if k != best && syms[k].Name != syms[best].Name {
+				t.aliases = append(t.aliases, syms[k])
 			}
 		}
 		i = j

@@ -265,12 +265,21 @@ func elfSymbols(ef *elf.File) ([]Symbol, error) {
 			all = append(all, ranked{sym, [3]int{kind, under, bind}})
 		}
 	}
-	slices.SortStableFunc(all, func(a, b ranked) int {
-		return cmp.Or(cmp.Compare(a.rank[0], b.rank[0]), cmp.Compare(a.rank[1], b.rank[1]), cmp.Compare(a.rank[2], b.rank[2]))
+	// Order by address, then rank (NewSymbolTable keeps the first of an
+	// address), sorting indices rather than the large records.
+	order := make([]int, len(all))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		a, b := &all[i], &all[j]
+		return cmp.Or(cmp.Compare(a.Start, b.Start),
+			cmp.Compare(a.rank[0], b.rank[0]), cmp.Compare(a.rank[1], b.rank[1]), cmp.Compare(a.rank[2], b.rank[2]),
+			cmp.Compare(i, j))
 	})
 	out := make([]Symbol, len(all))
-	for i, r := range all {
-		out[i] = r.Symbol
+	for i, k := range order {
+		out[i] = all[k].Symbol
 	}
 	return out, nil
 }

@@ -395,3 +395,76 @@ func TestNewSymbolizerFor(t *testing.T) {
 		t.Errorf("vdso through the target: %v (load errors: %v)", err, s.LoadErrors())
 	}
 }
+
+// TestSymbolizerConcurrent looks up, reverse-looks-up and replaces images
+// from several goroutines at once (run with -race).
+func TestSymbolizerConcurrent(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/self/maps")
+	}
+	images := symTestMaps(t, "self")
+	s := tracer.NewSymbolizer(images, nil)
+	f := runtime.FuncForPC(reflect.ValueOf(symTestTarget).Pointer())
+	entry, name := uint64(f.Entry()), f.Name()
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			var err error
+			for i := range 200 {
+				switch {
+				case g == 0 && i%50 == 0:
+					s.SetImages(images)
+				case i%3 == 0:
+					if a, aerr := s.Addr(name); aerr != nil || a != entry {
+						err = fmt.Errorf("Addr = %#x, %v", a, aerr)
+					}
+				default:
+					if loc := s.LookupInline(entry + uint64(i%8)); loc[len(loc)-1].Func != name {
+						err = fmt.Errorf("LookupInline = %v", loc)
+					}
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// libcPath returns the path of the system's C library, or "".
+func libcPath() string {
+	for _, pattern := range []string{"/lib/*/libc.so.6", "/usr/lib/*/libc.so.6", "/lib64/libc.so.6", "/usr/lib64/libc.so.6"} {
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
+			return m[0]
+		}
+	}
+	return ""
+}
+
+// BenchmarkSymbolizerLoad measures the first lookup in a file: reading its
+// symbols (libc: .dynsym; the test binary: its Go pclntab).
+func BenchmarkSymbolizerLoad(b *testing.B) {
+	exe, _ := os.Executable()
+	for _, file := range []struct{ name, path, sym string }{
+		{"libc", libcPath(), "getpid"},
+		{"go-test-binary", exe, "runtime.main"},
+	} {
+		b.Run(file.name, func(b *testing.B) {
+			if file.path == "" {
+				b.Skip("not found")
+			}
+			for b.Loop() {
+				s := tracer.NewSymbolizer(nil, nil)
+				if err := s.AddFile(file.path, 0, 0, 0); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Addr(file.sym); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
