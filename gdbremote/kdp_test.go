@@ -129,6 +129,59 @@ func TestQEMUKDPServe(t *testing.T) {
 	}
 }
 
+// TestQEMUKDPBreakpoint sets a breakpoint on __schedule through KDP (the
+// server plants and polls it), resumes, and waits for the exception: the
+// stopped CPU's RIP must be the breakpoint, as the stub sees it too.
+func TestQEMUKDPBreakpoint(t *testing.T) {
+	vm := testvm.Shared(t)
+	addr, tgt := serveKDP(t, vm)
+	sym, _, _, err := gdbremote.KernelSymbols(tgt, vm.Kallsyms())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp, err := sym.Addr("__schedule")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kdpbridge.Connect(ctx, addr, kdpbridge.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Disconnect(ctx)
+	if err := cl.SetBreakpoint(ctx, bp); err != nil {
+		t.Fatalf("set breakpoint at __schedule %#x: %v", bp, err)
+	}
+	if err := cl.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exc, err := cl.WaitException(ctx)
+	if err != nil {
+		t.Fatalf("no exception after resuming with a breakpoint on __schedule: %v", err)
+	}
+	t.Logf("exception: %+v", exc)
+	img, err := cl.ReadRegs(ctx, 0, kdp.X86ThreadState64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rip := binary.LittleEndian.Uint64(img[16*8:])
+	if rip != bp && rip != bp+1 {
+		t.Errorf("rip %#x after the breakpoint, want __schedule %#x", rip, bp)
+	}
+	direct := vcpuRIPs(t, tgt)
+	if _, ok := direct[rip]; !ok {
+		t.Errorf("KDP rip %#x is none of the stub's %v", rip, direct)
+	}
+	if err := cl.RemoveBreakpoint(ctx, bp); err != nil {
+		t.Errorf("remove breakpoint: %v", err)
+	}
+	var code [1]byte
+	if _, err := tgt.ReadMemory(bp, code[:]); err != nil || code[0] == 0xcc || code[0] == 0xeb {
+		t.Errorf("code at __schedule after removal: %x (%v)", code, err)
+	}
+}
+
 // TestQEMUKDPServeLLDB connects LLDB's kdp-remote (a KDP-enabled build named
 // by LLDB_KDP; Debian's lldb has no KDP client) to the server fronting the
 // stub and reads the registers.

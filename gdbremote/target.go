@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/machtrace/machtrace/tracer"
@@ -27,7 +28,8 @@ type TargetOptions struct {
 // memory without a Suspend) halt it, do the work and let it run again.
 type Backend struct {
 	cl      *Client
-	note    string
+	note    atomic.Pointer[string] // read by Describe from any goroutine
+	ncpu    atomic.Int32
 	layouts map[tracer.Flavor]*tracer.Layout
 	regs    map[tracer.Flavor][]Reg // in layout order
 	ids     map[tracer.ThreadID]string
@@ -95,6 +97,7 @@ func (b *Backend) Client() *Client { return b.cl }
 func (b *Backend) Layout(f tracer.Flavor) *tracer.Layout { return b.layouts[f] }
 
 func (b *Backend) mapThreads(list []ThreadInfo) {
+	b.ncpu.Store(int32(len(list)))
 	clear(b.ids)
 	multi := false
 	for _, t := range list {
@@ -116,15 +119,15 @@ func (b *Backend) Arch() tracer.Arch { return b.cl.Target.Arch }
 
 // Describe implements tracer.Backend.
 func (b *Backend) Describe() string {
-	s := fmt.Sprintf("gdb://%s (%s, %d vCPUs", b.cl.addr, b.cl.Target.Architecture, len(b.cl.threads))
-	if b.note != "" {
-		s += "; " + b.note
+	s := fmt.Sprintf("gdb://%s (%s, %d vCPUs", b.cl.addr, b.cl.Target.Architecture, b.ncpu.Load())
+	if n := b.note.Load(); n != nil && *n != "" {
+		s += "; " + *n
 	}
 	return s + ")"
 }
 
 // SetNote adds a remark to Describe, such as the kernel's KASLR slide.
-func (b *Backend) SetNote(s string) { b.note = s }
+func (b *Backend) SetNote(s string) { b.note.Store(&s) }
 
 // transient halts a running guest for the duration of f.
 func (b *Backend) transient(f func() error) error {
