@@ -226,3 +226,21 @@ func TestProcessBreakpointOverKDP(t *testing.T) {
 	}
 	checkRunsOn(t, l)
 }
+
+// BenchmarkProcessReadRegs measures one READREGS round trip on loopback with
+// the server reading a real traced process through ptrace.
+func BenchmarkProcessReadRegs(b *testing.B) {
+	l := testutil.Launch(b, tracee.Sleep, "60")
+	srv := startServerTarget(b, l.Target, ServerOptions{})
+	c, err := Connect(context.Background(), srv.String(), fastClient)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := c.ReadRegs(ctx, LLDBThreadCPU, kdp.X86ThreadState64); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -16,13 +16,13 @@ import (
 )
 
 // startServer serves b on a loopback port until the test ends.
-func startServer(t *testing.T, b tracer.Backend, opts ServerOptions) (*net.UDPAddr, tracer.Target) {
+func startServer(t testing.TB, b tracer.Backend, opts ServerOptions) (*net.UDPAddr, tracer.Target) {
 	t.Helper()
 	tgt := tracer.NewTarget(b)
 	return startServerTarget(t, tgt, opts), tgt
 }
 
-func startServerTarget(t *testing.T, tgt tracer.Target, opts ServerOptions) *net.UDPAddr {
+func startServerTarget(t testing.TB, tgt tracer.Target, opts ServerOptions) *net.UDPAddr {
 	t.Helper()
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
