@@ -1,7 +1,6 @@
 package tracer
 
 import (
-	"cmp"
 	"debug/gosym"
 	"debug/macho"
 	"encoding/binary"
@@ -10,7 +9,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 )
 
@@ -167,11 +165,8 @@ func machoSymbols(mf *macho.File) []Symbol {
 	if mf.Symtab == nil {
 		return nil
 	}
-	type ranked struct {
-		Symbol
-		local bool
-	}
-	var all []ranked
+	// Externals first: NewSymbolTable gives an address to the first symbol.
+	var ext, local []Symbol
 	for _, s := range mf.Symtab.Syms {
 		if s.Type&machoNStab != 0 || s.Type&machoNType != machoNSect || s.Sect == 0 || s.Name == "" {
 			continue
@@ -189,23 +184,13 @@ func machoSymbols(mf *macho.File) []Symbol {
 				sym.Size, sym.Guessed = sec.Addr+sec.Size-s.Value, true
 			}
 		}
-		all = append(all, ranked{sym, s.Type&machoNExt == 0})
-	}
-	slices.SortStableFunc(all, func(a, b ranked) int {
-		ai, bi := 0, 0
-		if a.local {
-			ai = 1
+		if s.Type&machoNExt != 0 {
+			ext = append(ext, sym)
+		} else {
+			local = append(local, sym)
 		}
-		if b.local {
-			bi = 1
-		}
-		return cmp.Compare(ai, bi)
-	})
-	out := make([]Symbol, len(all))
-	for i, r := range all {
-		out[i] = r.Symbol
 	}
-	return out
+	return append(ext, local...)
 }
 
 var errNoSegment = errors.New("no segment holds the mapping")
