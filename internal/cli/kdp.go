@@ -200,6 +200,10 @@ as EXC_BREAKPOINT), and after "detach", which removes every breakpoint. The
 target's current thread is KDP's one CPU. Ctrl-C removes the breakpoints,
 lets the target run and detaches.
 
+A Linux process gets its breakpoints as jumps-to-self that the server finds
+by suspending it every 20 ms while it runs (an int3's SIGTRAP would reach the
+process), and LLDB's single steps are emulated; docs/kdp.md has the details.
+
 LLDB's kdp-remote plugin exists only in macOS builds of LLDB (or a Linux build
 with the plugin enabled).`,
 		Example: `  machtrace kdp serve -p 1234
