@@ -234,7 +234,9 @@ func imageAt(r io.ReaderAt, base uint64, path string) Image {
 			if string(bytes.TrimRight(c[8:24], "\x00")) == "__TEXT" {
 				vmaddr, vmsize := le.Uint64(c[24:]), le.Uint64(c[32:])
 				im.Slide = base - vmaddr
-				im.End = base + vmsize
+				if end := base + vmsize; end >= base { // not past the top of memory
+					im.End = end
+				}
 			}
 		case cmd == lcUUID && size >= 24:
 			copy(im.UUID[:], c[8:24])
