@@ -98,6 +98,9 @@ type DoctorTarget struct {
 	// doctor tried.
 	Attempted bool
 	AttachErr error
+	// ReadErr is the result of task_read_for_pid, the read-only port
+	// (macOS 11.3+), tried alongside for information.
+	ReadErr error
 }
 
 func doctorRun(f *Factory, o *DoctorOptions) error {
@@ -213,6 +216,7 @@ func writeDarwinTarget(w io.Writer, d *DoctorFacts, t *DoctorTarget, line func(s
 	switch {
 	case t.Attempted && t.AttachErr == nil:
 		line("ok", "task_for_pid", "granted: machtrace can trace it")
+		writeReadPort(t, line)
 		if t.FlagsKnown && t.Flags&mach.CS_PLATFORM_BINARY != 0 {
 			line("warn", "thread_set_state", "refused by machtrace: it is a platform binary (setting its registers would crash machtrace)")
 		}
@@ -223,6 +227,7 @@ func writeDarwinTarget(w io.Writer, d *DoctorFacts, t *DoctorTarget, line func(s
 			facts.Code = ke.Code
 		}
 		line("FAIL", "task_for_pid", t.AttachErr.Error())
+		writeReadPort(t, line)
 	}
 	diag := darwin.Diagnose(facts)
 	fmt.Fprintf(w, "rule: %s\nwhy: %s\nfix: %s\n", diag.Rule, diag.Reason, diag.Fix)
@@ -230,6 +235,16 @@ func writeDarwinTarget(w io.Writer, d *DoctorFacts, t *DoctorTarget, line func(s
 		fmt.Fprintln(w, "(task_for_pid was not tried: this build cannot make Mach calls)")
 	}
 	fmt.Fprintf(w, "details of a refusal: %s\n", darwin.LogHint)
+}
+
+// writeReadPort reports task_read_for_pid, which machtrace does not use yet:
+// whether macOS grants the read-only port more liberally is not documented.
+func writeReadPort(t *DoctorTarget, line func(status, item, detail string)) {
+	if t.ReadErr == nil {
+		line("info", "task_read_for_pid", "granted (read-only port)")
+		return
+	}
+	line("info", "task_read_for_pid", "refused: "+t.ReadErr.Error())
 }
 
 // Linux: Yama's ptrace_scope and CAP_SYS_PTRACE decide attaching.
@@ -369,6 +384,11 @@ func probeDarwin(d *DoctorFacts, pid int) {
 			t.AttachErr = errors.New("task_for_pid returned MACH_PORT_NULL (the process is exiting)")
 		default:
 			mach.PortDeallocate(mach.Port(task))
+		}
+		if rt, err := mach.TaskReadForPid(pid); err != nil {
+			t.ReadErr = err
+		} else if rt != mach.MACH_PORT_NULL {
+			mach.PortDeallocate(mach.Port(rt))
 		}
 	}
 }

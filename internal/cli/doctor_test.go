@@ -89,7 +89,8 @@ func TestDoctorReportDarwin(t *testing.T) {
 			d.Root = true
 			d.Target = &DoctorTarget{PID: 9, Exists: true, Name: "Safari", Flags: mach.CS_VALID | mach.CS_RUNTIME, FlagsKnown: true,
 				Attempted: true, AttachErr: &mach.KernError{Op: "task_for_pid", Code: mach.KERN_FAILURE}}
-		}, []string{"code signing: valid,runtime", "FAIL  task_for_pid", "rule: hardened-runtime", "get-task-allow", darwin.LogHint}, nil},
+		}, []string{"code signing: valid,runtime", "FAIL  task_for_pid", "rule: hardened-runtime", "get-task-allow", darwin.LogHint,
+			"granted (read-only port)"}, nil},
 		{"platform binary granted (SIP off)", func(d *DoctorFacts) {
 			d.Root, d.SIP = true, darwin.No
 			d.Target = &DoctorTarget{PID: 1, Exists: true, Flags: mach.CS_VALID | mach.CS_PLATFORM_BINARY, FlagsKnown: true, Attempted: true}
