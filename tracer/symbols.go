@@ -7,6 +7,7 @@ import (
 	"debug/gosym"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -469,6 +470,13 @@ func (s *Symbolizer) loadObject(path string, im Image) (object, error) {
 	}
 	f, err := os.Open(full)
 	if err != nil {
+		// A Mach-O image with no file (the dyld shared cache's) can still
+		// be read from memory, from its mach_header on.
+		if errors.Is(err, fs.ErrNotExist) && s.opts.ReadMemory != nil && im.Base != 0 {
+			if o, merr := newMachOMemObject(path, im.Base, s.opts.ReadMemory); merr == nil {
+				return o, nil
+			}
+		}
 		return nil, fmt.Errorf("open image: %w", err)
 	}
 	var magic [4]byte

@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"bytes"
 	"debug/gosym"
 	"debug/macho"
 	"encoding/binary"
@@ -207,9 +208,201 @@ func (o *machoObject) bias(im Image) (uint64, error) {
 		off -= o.fatOff
 	}
 	for _, s := range o.segs {
-		if s.Filesz != 0 && off >= s.Offset && off < s.Offset+s.Filesz {
+		if s.Filesz != 0 && s.Memsz != 0 && off >= s.Offset && off < s.Offset+s.Filesz {
 			return im.Start - (s.Addr + off - s.Offset), nil
 		}
 	}
 	return 0, fmt.Errorf("%s: file offset %#x: %w", o.path, im.Offset, errNoSegment)
+}
+
+// maxMemLoadCmds bounds the load commands read from memory (sizeofcmds).
+const maxMemLoadCmds = 1 << 20
+
+// newMachOMemObject reads the symbol table of a 64-bit Mach-O image from the
+// target's memory, the mach_header being at base. This is how images that
+// have no file of their own are symbolized: on macOS 11 and later the system
+// libraries live only in the dyld shared cache. The symbol and string tables
+// are found through __LINKEDIT (file offsets in LC_SYMTAB are relative to
+// it, which also holds for images of the shared cache); strings are read on
+// demand, a page at a time, since a shared cache's string pool is shared by
+// every image in it. There are no source lines.
+func newMachOMemObject(path string, base uint64, read func(uint64, []byte) (int, error)) (*machoObject, error) {
+	m := &memReader{read: read, pages: make(map[uint64][]byte)}
+	hdr, err := m.bytes(base, 32)
+	if err != nil {
+		return nil, fmt.Errorf("read Mach-O header of %s at %#x: %w", path, base, err)
+	}
+	le := binary.LittleEndian
+	if le.Uint32(hdr) != macho.Magic64 {
+		return nil, fmt.Errorf("%s at %#x: %w (magic %#x)", path, base, errUnknownFormat, le.Uint32(hdr))
+	}
+	ncmds, size := le.Uint32(hdr[16:]), le.Uint32(hdr[20:])
+	if size > maxMemLoadCmds {
+		return nil, fmt.Errorf("%s at %#x: load commands of %d bytes", path, base, size)
+	}
+	cmds, err := m.bytes(base+32, int(size))
+	if err != nil {
+		return nil, fmt.Errorf("read load commands of %s: %w", path, err)
+	}
+	o := &machoObject{path: path}
+	var (
+		sects                          []macho.Section64
+		linkedit                       *macho.SegmentHeader
+		symoff, nsyms, stroff, strsize uint32
+		haveSymtab                     bool
+	)
+	for i := uint32(0); i < ncmds && len(cmds) >= 8; i++ {
+		cmd, n := macho.LoadCmd(le.Uint32(cmds)), le.Uint32(cmds[4:])
+		if n < 8 || int(n) > len(cmds) {
+			return nil, fmt.Errorf("%s: load command %d has bad size %d", path, i, n)
+		}
+		c := cmds[:n]
+		switch {
+		case cmd == macho.LoadCmdSegment64 && n >= 72:
+			seg := macho.SegmentHeader{
+				Cmd: cmd, Len: n, Name: cstring(c[8:24]),
+				Addr: le.Uint64(c[24:]), Memsz: le.Uint64(c[32:]), Offset: le.Uint64(c[40:]), Filesz: le.Uint64(c[48:]),
+				Nsect: le.Uint32(c[64:]),
+			}
+			o.segs = append(o.segs, seg)
+			if seg.Name == "__TEXT" {
+				o.textAddr = seg.Addr
+			}
+			for k, off := uint32(0), 72; k < seg.Nsect && off+80 <= len(c); k, off = k+1, off+80 {
+				sects = append(sects, macho.Section64{Addr: le.Uint64(c[off+32:]), Size: le.Uint64(c[off+40:])})
+			}
+		case cmd == macho.LoadCmdSymtab && n >= 24:
+			symoff, nsyms, stroff, strsize = le.Uint32(c[8:]), le.Uint32(c[12:]), le.Uint32(c[16:]), le.Uint32(c[20:])
+			haveSymtab = true
+		}
+		cmds = cmds[n:]
+	}
+	for i := range o.segs {
+		if o.segs[i].Name == "__LINKEDIT" {
+			linkedit = &o.segs[i]
+		}
+	}
+	if !haveSymtab || linkedit == nil {
+		return nil, fmt.Errorf("%s at %#x: no LC_SYMTAB or __LINKEDIT", path, base)
+	}
+	slide := base - o.textAddr
+	at := func(fileoff uint32) uint64 { return linkedit.Addr + slide + uint64(fileoff) - linkedit.Offset }
+	if nsyms > 1<<21 {
+		return nil, fmt.Errorf("%s: %d symbols", path, nsyms)
+	}
+	nl, err := m.bytes(at(symoff), int(nsyms)*16)
+	if err != nil {
+		return nil, fmt.Errorf("read symbol table of %s: %w", path, err)
+	}
+	var ext, local []Symbol
+	for i := 0; i+16 <= len(nl); i += 16 {
+		e := nl[i : i+16]
+		strx, typ, sect, value := le.Uint32(e), e[4], e[5], le.Uint64(e[8:])
+		if typ&machoNStab != 0 || typ&machoNType != machoNSect || sect == 0 || strx == 0 || strx >= strsize {
+			continue
+		}
+		raw, err := m.cstring(at(stroff)+uint64(strx), 4096)
+		if err != nil || raw == "" || strings.HasPrefix(raw, "ltmp") || strings.HasPrefix(raw, "l_") || strings.HasPrefix(raw, "L") {
+			continue
+		}
+		sym := Symbol{Name: strings.TrimPrefix(raw, "_"), Start: value}
+		if sym.Name != raw {
+			sym.Raw = raw
+		}
+		if k := int(sect) - 1; k < len(sects) && sects[k].Addr+sects[k].Size > value {
+			sym.Size, sym.Guessed = sects[k].Addr+sects[k].Size-value, true
+		}
+		if typ&machoNExt != 0 {
+			ext = append(ext, sym)
+		} else {
+			local = append(local, sym)
+		}
+	}
+	o.syms = NewSymbolTable(append(ext, local...))
+	o.lines.load = func() (lineSource, error) { return nil, fmt.Errorf("%s: %w", path, errNoDebugInfo) }
+	return o, nil
+}
+
+// cstring returns b up to its first NUL.
+func cstring(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// memReader reads target memory in pages, remembering them.
+type memReader struct {
+	read  func(uint64, []byte) (int, error)
+	pages map[uint64][]byte
+}
+
+const memPage = 4096
+
+// page returns the page at addr (page aligned); a short page ends where the
+// memory does.
+func (m *memReader) page(addr uint64) ([]byte, error) {
+	if p, ok := m.pages[addr]; ok {
+		return p, nil
+	}
+	p := make([]byte, memPage)
+	n, err := m.read(addr, p)
+	if n == 0 {
+		if err == nil {
+			err = ErrUnmapped
+		}
+		return nil, err
+	}
+	m.pages[addr] = p[:n]
+	return p[:n], nil
+}
+
+// bytes reads n bytes at addr. Large reads go straight to the target.
+func (m *memReader) bytes(addr uint64, n int) ([]byte, error) {
+	if n > 4*memPage {
+		b := make([]byte, n)
+		got, err := m.read(addr, b)
+		if got < n {
+			if err == nil {
+				err = ErrUnmapped
+			}
+			return nil, fmt.Errorf("read %d bytes at %#x: %w", n, addr, err)
+		}
+		return b, nil
+	}
+	out := make([]byte, 0, n)
+	for len(out) < n {
+		a := addr + uint64(len(out))
+		p, err := m.page(a &^ (memPage - 1))
+		if err != nil {
+			return nil, fmt.Errorf("read at %#x: %w", a, err)
+		}
+		off := int(a & (memPage - 1))
+		if off >= len(p) {
+			return nil, fmt.Errorf("read at %#x: %w", a, ErrUnmapped)
+		}
+		out = append(out, p[off:min(len(p), off+n-len(out))]...)
+	}
+	return out, nil
+}
+
+// cstring reads a NUL-terminated string of at most limit bytes at addr.
+func (m *memReader) cstring(addr uint64, limit int) (string, error) {
+	var out []byte
+	for len(out) < limit {
+		a := addr + uint64(len(out))
+		p, err := m.page(a &^ (memPage - 1))
+		if err != nil {
+			return "", err
+		}
+		off := int(a & (memPage - 1))
+		if off >= len(p) {
+			return "", ErrUnmapped
+		}
+		if i := bytes.IndexByte(p[off:], 0); i >= 0 {
+			return string(append(out, p[off:off+i]...)), nil
+		}
+		out = append(out, p[off:]...)
+	}
+	return "", fmt.Errorf("string at %#x longer than %d bytes", addr, limit)
 }

@@ -146,6 +146,74 @@ func TestSymbolizeMachO(t *testing.T) {
 					t.Errorf("main.helper disassembles to:\n%s", strings.Join(texts, "\n"))
 				}
 			}
+
+			// The same image with no file, as the dyld shared cache's
+			// libraries are: read from (fake) memory, from its mach_header.
+			// (A segment maps min(filesize, vmsize) bytes of the file; Go's
+			// __DWARF has a vmsize of 0 and is not loaded at all.)
+			read := func(addr uint64, p []byte) (int, error) {
+				for _, l := range mf.Loads {
+					seg, ok := l.(*macho.Segment)
+					if !ok {
+						continue
+					}
+					size := min(seg.Filesz, seg.Memsz)
+					if addr < seg.Addr+slide || addr >= seg.Addr+slide+size {
+						continue
+					}
+					n := min(uint64(len(p)), seg.Addr+slide+size-addr)
+					return seg.ReadAt(p[:n], int64(addr-seg.Addr-slide))
+				}
+				return 0, tracer.ErrUnmapped
+			}
+			noFile := filepath.Join(t.TempDir(), "libnothere.dylib")
+			s := tracer.NewSymbolizer([]tracer.Image{
+				{Path: noFile, Start: start, End: start + text.Memsz, Perms: "r-x", Base: start},
+			}, &tracer.SymbolizerOptions{ReadMemory: read})
+			if loc := s.LookupLine(helper + slide + 8); loc.String() != "main.helper+0x8" || loc.ImageName() != "libnothere.dylib" || loc.File != "" {
+				t.Errorf("from memory: Lookup(helper+8) = %q in %q at %q, want main.helper+0x8 in libnothere.dylib, no line (load errors: %v)",
+					loc, loc.ImageName(), loc.FileLine(), s.LoadErrors())
+			}
+			if a, err := s.Addr("_rt0_arm64_darwin"); err != nil || a != rt0+slide {
+				t.Errorf("from memory: Addr(_rt0_arm64_darwin) = %#x, %v; want %#x", a, err, rt0+slide)
+			}
+			if errs := s.LoadErrors(); len(errs) != 0 {
+				t.Errorf("from memory: load errors %v", errs)
+			}
 		})
 	}
+}
+
+// FuzzMachOMemory feeds arbitrary bytes to the in-memory Mach-O reader, as a
+// damaged or hostile target would: it must not panic, and what it finds must
+// resolve back to itself.
+func FuzzMachOMemory(f *testing.F) {
+	// A mach_header_64 with one LC_SYMTAB and no segments.
+	hdr := []byte{
+		0xcf, 0xfa, 0xed, 0xfe, 0x0c, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0x06, 0, 0, 0,
+		0x01, 0, 0, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0x02, 0, 0, 0, 0x18, 0, 0, 0, 0x40, 0, 0, 0, 0x01, 0, 0, 0, 0x50, 0, 0, 0, 0x10, 0, 0, 0,
+	}
+	f.Add(hdr)
+	f.Fuzz(func(t *testing.T, mem []byte) {
+		const base = 0x10000
+		read := func(addr uint64, p []byte) (int, error) {
+			if addr < base || addr >= base+uint64(len(mem)) {
+				return 0, tracer.ErrUnmapped
+			}
+			return copy(p, mem[addr-base:]), nil
+		}
+		s := tracer.NewSymbolizer([]tracer.Image{
+			{Path: "/nonexistent/fuzz.dylib", Start: base, End: base + 0x10000, Base: base},
+		}, &tracer.SymbolizerOptions{ReadMemory: read})
+		for a := uint64(base); a < base+0x100; a += 0x10 {
+			if loc := s.Lookup(a); loc.Known() {
+				if got, err := s.Addr(loc.Func); err != nil {
+					t.Fatalf("%s found at %#x but Addr fails: %v", loc.Func, a, err)
+				} else if got > a {
+					t.Fatalf("%s at %#x covers %#x", loc.Func, got, a)
+				}
+			}
+		}
+	})
 }
