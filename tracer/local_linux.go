@@ -155,6 +155,10 @@ func (b *linuxBackend) SetLazy(on bool) error { return linuxError(b.p.SetLazy(on
 // LastStop reports the threads stopped and left asleep by the last Stop.
 func (b *linuxBackend) LastStop() (stopped, parked int) { return b.p.LastStop() }
 
+// InSyscall reports whether the thread was blocked in a system call at the
+// last lazy Stop.
+func (b *linuxBackend) InSyscall(tid ThreadID) bool { return b.p.InSyscall(int(tid)) }
+
 // Sleep waits while serving the target's own ptrace-stops.
 func (b *linuxBackend) Sleep(d time.Duration) { b.p.Sleep(d) }
 

@@ -42,6 +42,9 @@ type ThreadSample struct {
 	// Stack holds the PC first, then return addresses, innermost first.
 	// Without unwinding it holds the PC alone.
 	Stack []uint64
+	// InSyscall is true when the thread was blocked in a system call (off
+	// CPU), where the backend can tell (LazyStopper).
+	InSyscall bool
 }
 
 // SampleStats is the sampler's account of itself.
@@ -296,7 +299,11 @@ func (s *sampler) sampleOnce(offset time.Duration, seen map[ThreadID]bool) (ende
 			seen[tid] = true
 			newThreads = true
 		}
-		s.prof.Samples = append(s.prof.Samples, ThreadSample{Offset: offset, Thread: tid, Stack: s.stack(regs)})
+		sample := ThreadSample{Offset: offset, Thread: tid, Stack: s.stack(regs)}
+		if s.lazy != nil {
+			sample.InSyscall = s.lazy.InSyscall(tid)
+		}
+		s.prof.Samples = append(s.prof.Samples, sample)
 		st.Samples++
 	}
 	if s.lazy != nil {
@@ -374,4 +381,17 @@ func (s *sampler) readWord(addr uint64) (uint64, uint64, bool) {
 // authentication bits (arm64e on macOS); StripPointer removes them.
 type PointerStripper interface {
 	StripPointer(addr uint64) uint64
+}
+
+// OnCPU returns a copy of the profile without the samples of threads blocked
+// in a system call: an on-CPU profile, comparable to perf's.
+func (p *Profile) OnCPU() *Profile {
+	q := *p
+	q.Samples = nil
+	for _, s := range p.Samples {
+		if !s.InSyscall {
+			q.Samples = append(q.Samples, s)
+		}
+	}
+	return &q
 }

@@ -324,4 +324,7 @@ type Sleeper interface {
 type LazyStopper interface {
 	SetLazy(on bool) error
 	LastStop() (stopped, parked int)
+	// InSyscall reports whether the thread was blocked in a system call
+	// (off CPU) when the last Stop looked at it.
+	InSyscall(tid ThreadID) bool
 }

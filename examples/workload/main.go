@@ -3,9 +3,9 @@
 //
 //	machtrace sample -F 999 -d 3s --threads -- go run ./examples/workload
 //
-// Its main goroutine parses records (60% of its work) and hashes blocks
-// (30%), with the rest in sorting; a second thread sleeps in a timer loop,
-// and a third waits on a channel, so the profile shows idle threads too.
+// Its main goroutine parses records, sorts batches and hashes blocks (in that
+// order of cost); a second goroutine sleeps in a timer loop and a third waits
+// on a channel, so the profile shows idle threads too (--on-cpu hides them).
 package main
 
 import (

@@ -22,10 +22,12 @@ type SampleOptions struct {
 	Threads   bool
 	NoUnwind  bool
 	StopAll   bool
+	OnCPU     bool
 	Top       int
 	MinRunGap time.Duration
 	Output    string // pprof file
 	Folded    string // folded stacks file
+	Flame     string // SVG flame graph file
 }
 
 // NewCmdSample builds `machtrace sample`.
@@ -74,10 +76,12 @@ way; use a GDB stub (--target gdb://) to sample a kernel.`,
 	cmd.Flags().BoolVar(&o.Threads, "threads", false, "also print samples per thread")
 	cmd.Flags().BoolVar(&o.NoUnwind, "no-unwind", false, "record the PC only, without walking frame pointers")
 	cmd.Flags().IntVar(&o.Top, "top", 25, "functions to list")
+	cmd.Flags().BoolVar(&o.OnCPU, "on-cpu", false, "report only samples of threads that were not blocked in a system call (an on-CPU profile)")
 	cmd.Flags().BoolVar(&o.StopAll, "stop-all", false, "stop every thread at every tick, even threads still asleep where they were last sampled")
 	cmd.Flags().DurationVar(&o.MinRunGap, "min-run", 0, "least time the target runs between samples (kernel targets default to 2ms)")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "also write a pprof profile to `FILE` (go tool pprof, speedscope)")
 	cmd.Flags().StringVar(&o.Folded, "folded", "", "also write folded stacks to `FILE` (flamegraph.pl, inferno)")
+	cmd.Flags().StringVar(&o.Flame, "flamegraph", "", "also write an SVG flame graph to `FILE` (per thread with --threads)")
 	return cmd
 }
 
@@ -117,6 +121,14 @@ func sampleRun(ctx context.Context, f *Factory, s *Session, o *SampleOptions) er
 		}
 		fmt.Fprintf(f.IO.ErrOut, "machtrace: sampling stopped early: %v\n", err)
 	}
+	if o.OnCPU {
+		if o.StopAll {
+			return flagErrorf("--on-cpu needs the lazy stop to see which threads are blocked: drop --stop-all")
+		}
+		all := len(prof.Samples)
+		prof = prof.OnCPU()
+		fmt.Fprintf(f.IO.ErrOut, "--on-cpu: %d of %d thread samples were not blocked in a system call\n", len(prof.Samples), all)
+	}
 	sym := s.Symbolizer()
 	if len(prof.Images) > 0 {
 		sym.SetImages(prof.Images)
@@ -136,6 +148,12 @@ func sampleRun(ctx context.Context, f *Factory, s *Session, o *SampleOptions) er
 			return err
 		}
 		fmt.Fprintf(f.IO.ErrOut, "wrote folded stacks to %s\n", o.Folded)
+	}
+	if o.Flame != "" {
+		if err := writeFile(o.Flame, func(w io.Writer) error { return tracer.WriteFlameGraph(w, prof, sym, o.Threads) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(f.IO.ErrOut, "wrote flame graph to %s\n", o.Flame)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -1009,6 +1010,21 @@ func (p *Process) SetLazy(on bool) error {
 		}
 		return nil
 	})
+}
+
+// InSyscall reports whether thread tid was blocked in a system call when the
+// last lazy Stop looked at it (known only while SetLazy is on).
+func (p *Process) InSyscall(tid int) bool {
+	var in bool
+	_ = p.do(func() error {
+		if t := p.threads[tid]; t != nil {
+			// "-1 sp pc" is a thread blocked outside a system call (a page
+			// fault, or preempted in user code).
+			in = t.blockedAt != "" && !strings.HasPrefix(t.blockedAt, "-1 ")
+		}
+		return nil
+	})
+	return in
 }
 
 // LastStop reports how many threads the last Stop stopped and how many it
