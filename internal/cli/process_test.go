@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
+
 	"github.com/machtrace/machtrace/internal/testutil"
 	"github.com/machtrace/machtrace/internal/testutil/tracee"
 	"github.com/machtrace/machtrace/tracer"
@@ -60,12 +62,37 @@ func TestCLISampleLaunched(t *testing.T) {
 	// tracee program it runs.
 	t.Setenv("MACHTRACE_TRACEE", tracee.Split)
 	t.Setenv("MACHTRACE_TRACEE_ARGS", "3")
-	args := append([]string{"sample", "-F", "300", "-d", "1s", "--threads", "--"}, tracee.Argv()...)
+	dir := t.TempDir()
+	pprofFile, svgFile, foldedFile := dir+"/cpu.pb.gz", dir+"/flame.svg", dir+"/folded.txt"
+	args := append([]string{"sample", "-F", "300", "-d", "1s", "--threads", "-o", pprofFile, "--flamegraph", svgFile, "--folded", foldedFile, "--"}, tracee.Argv()...)
 	out, errOut, err := runCLI(t, context.Background(), args...)
 	if err != nil {
 		t.Fatalf("%v\n%s%s", err, out, errOut)
 	}
 	t.Logf("\n%s", out)
+	// The profile files hold the hot functions too.
+	pf, err := os.Open(pprofFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	prof, err := profile.Parse(pf)
+	if err != nil {
+		t.Fatalf("pprof output does not parse: %v", err)
+	}
+	hot := false
+	for _, fn := range prof.Function {
+		hot = hot || fn.Name == funcName(tracee.HotA)
+	}
+	if !hot || len(prof.Sample) == 0 {
+		t.Errorf("pprof profile: %d samples, HotA present %v", len(prof.Sample), hot)
+	}
+	for _, file := range []string{svgFile, foldedFile} {
+		b, err := os.ReadFile(file)
+		if err != nil || !strings.Contains(string(b), funcName(tracee.HotA)) {
+			t.Errorf("%s lacks HotA (%v)", file, err)
+		}
+	}
 	for _, want := range []string{funcName(tracee.HotA), funcName(tracee.HotB), "SELF%", "TOTAL%", "TID", "thread samples", "resolved to a symbol"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
