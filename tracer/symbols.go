@@ -280,6 +280,10 @@ func (f *loadedFile) get() (object, error) {
 // mapping is one image of the symbolizer's list, or an external table.
 type mapping struct {
 	Image
+	// anchor is the mapping the load bias is computed from: the nearest
+	// executable mapping of the same file, whose segment is unambiguous (a
+	// RELRO or data mapping's file offset may fall in two segments).
+	anchor Image
 	file   *loadedFile
 	loaded bool   // bias and obj are set (or failed)
 	obj    object // nil when the file could not be read
@@ -371,6 +375,20 @@ func (s *Symbolizer) SetImages(images []Image) {
 		s.maps = append(s.maps, m)
 	}
 	slices.SortStableFunc(s.maps, func(a, b *mapping) int { return cmp.Compare(a.Start, b.Start) })
+	for _, m := range s.maps {
+		m.anchor = m.Image
+		if m.file == nil || strings.Contains(m.Perms, "x") {
+			continue
+		}
+		best := ^uint64(0)
+		for _, x := range s.maps {
+			if x.Path == m.Path && strings.Contains(x.Perms, "x") {
+				if d := max(x.Start, m.Start) - min(x.Start, m.Start); d < best {
+					best, m.anchor = d, x.Image
+				}
+			}
+		}
+	}
 	clear(s.cache)
 }
 
@@ -547,7 +565,7 @@ func (s *Symbolizer) prepare(m *mapping) {
 	if err != nil {
 		return
 	}
-	b, err := obj.bias(m.Image)
+	b, err := obj.bias(m.anchor)
 	if err != nil {
 		s.loadErr[m.Path] = err
 		return

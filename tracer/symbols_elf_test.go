@@ -17,11 +17,13 @@ import (
 )
 
 // elfTestProg prints the runtime addresses of a static function, of libc's
-// getpid (through the GOT, so the real one) and of main, then waits for its
-// standard input to close. Line 4 opens work.
+// getpid (through the GOT, so the real one), of main, of a variable in .data
+// and of a constant table in .data.rel.ro (read-only after relocation, so in
+// a mapping of its own), then waits for its standard input to close. Line 4
+// opens work.
 const elfTestProg = `#include <stdio.h>
 #include <unistd.h>
-
+int counter = 5; const char *const names[] = {"x", "y"};
 static int work(int n) {
 	int s = 0;
 	for (int i = 0; i < n; i++) s += i * 3;
@@ -29,7 +31,7 @@ static int work(int n) {
 }
 
 int main(void) {
-	printf("%p %p %p\n", (void *)work, (void *)getpid, (void *)main);
+	printf("%p %p %p %p %p\n", (void *)work, (void *)getpid, (void *)main, (void *)&counter, (void *)names);
 	fflush(stdout);
 	char c;
 	while (read(0, &c, 1) > 0) {}
@@ -37,9 +39,12 @@ int main(void) {
 }
 `
 
+// elfTestAddrs are the addresses elfTestProg prints.
+type elfTestAddrs struct{ work, getpid, main, counter, names uint64 }
+
 // elfTestRun builds elfTestProg as a PIE with DWARF, starts it and returns
-// its pid, binary path and the three addresses it printed.
-func elfTestRun(t *testing.T) (pid, bin string, work, getpid, main uint64) {
+// its pid, binary path and the addresses it printed.
+func elfTestRun(t *testing.T) (pid, bin string, addrs elfTestAddrs) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("needs /proc")
@@ -76,18 +81,18 @@ func elfTestRun(t *testing.T) (pid, bin string, work, getpid, main uint64) {
 	if err != nil {
 		t.Fatalf("read addresses: %v", err)
 	}
-	var addrs []uint64
+	var a []uint64
 	for _, f := range strings.Fields(line) {
-		a, err := strconv.ParseUint(strings.TrimPrefix(f, "0x"), 16, 64)
+		v, err := strconv.ParseUint(strings.TrimPrefix(f, "0x"), 16, 64)
 		if err != nil {
 			t.Fatalf("address %q: %v", f, err)
 		}
-		addrs = append(addrs, a)
+		a = append(a, v)
 	}
-	if len(addrs) != 3 {
-		t.Fatalf("program printed %q, want three addresses", line)
+	if len(a) != 5 {
+		t.Fatalf("program printed %q, want five addresses", line)
 	}
-	return strconv.Itoa(cmd.Process.Pid), bin, addrs[0], addrs[1], addrs[2]
+	return strconv.Itoa(cmd.Process.Pid), bin, elfTestAddrs{a[0], a[1], a[2], a[3], a[4]}
 }
 
 // elfTestSymValue returns the link-time value of a symbol in an ELF file,
@@ -113,9 +118,19 @@ func elfTestSymValue(t *testing.T, path, name string) uint64 {
 // TestSymbolizePIE symbolizes a gcc-built PIE and its libc at their runtime
 // addresses, with DWARF lines, and checks name -> address -> name.
 func TestSymbolizePIE(t *testing.T) {
-	pid, bin, work, getpid, main := elfTestRun(t)
+	pid, bin, addrs := elfTestRun(t)
+	work, getpid, main := addrs.work, addrs.getpid, addrs.main
 	images := symTestMaps(t, pid)
 	s := tracer.NewSymbolizer(images, nil)
+
+	// Data: .data in the read-write mapping, .data.rel.ro in the mapping
+	// RELRO made read-only, whose file offset also falls in the read-only
+	// segment before it.
+	for name, a := range map[string]uint64{"counter": addrs.counter, "names": addrs.names} {
+		if got := s.Lookup(a + 1).String(); got != name+"+0x1" {
+			t.Errorf("Lookup(&%s+1 = %#x) = %q, want %s+0x1", name, a+1, got, name)
+		}
+	}
 
 	loc := s.LookupLine(work)
 	if loc.Func != "work" || loc.Offset != 0 || loc.Image != bin {
@@ -281,7 +296,8 @@ func TestSymbolizePIE(t *testing.T) {
 // TestSymbolizeDebugFile strips the gcc program and finds its symbols and
 // lines in a separate debug file, by build id and by .gnu_debuglink.
 func TestSymbolizeDebugFile(t *testing.T) {
-	pid, bin, work, _, _ := elfTestRun(t)
+	pid, bin, addrs := elfTestRun(t)
+	work := addrs.work
 	objcopy, err1 := exec.LookPath("objcopy")
 	strip, err2 := exec.LookPath("strip")
 	if err1 != nil || err2 != nil {
