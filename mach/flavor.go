@@ -29,7 +29,7 @@ const (
 	X86_AVX512_STATE        StateFlavor = 21
 	X86_PAGEIN_STATE        StateFlavor = 22
 	X86_THREAD_FULL_STATE64 StateFlavor = 23
-	X86_THREAD_STATE_MAX                = 614 // THREAD_STATE_MAX on x86_64, in words
+	I386_THREAD_STATE_MAX               = 614 // the largest x86 state, in words
 )
 
 // arm64 thread-state flavors (mach/arm/thread_status.h).
@@ -47,8 +47,13 @@ const (
 	ARM_NEON_STATE        StateFlavor = 16
 	ARM_NEON_STATE64      StateFlavor = 17
 	ARM_PAGEIN_STATE      StateFlavor = 27
-	ARM_THREAD_STATE_MAX              = 1296 // THREAD_STATE_MAX on arm64, in words
+	ARM_THREAD_STATE_MAX              = 1296 // the largest arm state, in words
 )
+
+// THREAD_STATE_MAX is the size in words of the largest thread state any
+// flavor may return: 1296 on both architectures in the macOS 12 and later
+// SDKs (mach/machine/thread_state.h), so buffers sized by it fit either.
+const THREAD_STATE_MAX = 1296
 
 // COUNT values: the size of each state in 32-bit words (mach_msg_type_number_t).
 const (
@@ -60,11 +65,11 @@ const (
 	X86_AVX512_STATE64_COUNT      = 611
 	X86_THREAD_FULL_STATE64_COUNT = 50
 
-	ARM_THREAD_STATE_COUNT      = 70 // the unified arm_unified_thread_state
-	ARM_THREAD_STATE64_COUNT    = 68
-	ARM_NEON_STATE64_COUNT      = 132
-	ARM_EXCEPTION_STATE64_COUNT = 4
-	ARM_DEBUG_STATE64_COUNT     = 130
+	ARM_UNIFIED_THREAD_STATE_COUNT = 70 // ARM_THREAD_STATE with arm_unified_thread_state
+	ARM_THREAD_STATE64_COUNT       = 68
+	ARM_NEON_STATE64_COUNT         = 132
+	ARM_EXCEPTION_STATE64_COUNT    = 4
+	ARM_DEBUG_STATE64_COUNT        = 130
 )
 
 // ThreadInfoFlavor is a thread_flavor_t for thread_info.
