@@ -164,10 +164,11 @@ const maxBackBytes = 64 << 10
 // place to start decoding from. Without one it decodes from 64 bytes back and
 // lets DisasmStart find the instruction stream that lands on pc.
 func DisassembleAround(arch Arch, read func(addr uint64, p []byte) (int, error), s *Symbolizer, pc uint64, before, after int) ([]Instruction, error) {
+	before, after = max(before, 0), max(after, 0)
 	maxLen, back := 15, uint64(64)
 	switch arch {
 	case ArchARM64:
-		maxLen, back = 4, uint64(4*max(before, 0))
+		maxLen, back = 4, uint64(4*before)
 	case ArchAMD64:
 		if s != nil {
 			if loc := s.Lookup(pc); loc.Known() && loc.Offset <= maxBackBytes {

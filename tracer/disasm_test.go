@@ -197,3 +197,27 @@ func FuzzDisassemble(f *testing.F) {
 		}
 	})
 }
+
+func TestDisassembleAroundARM64(t *testing.T) {
+	// stp x29, x30, [sp,#-16]!; mov x29, sp; bl 0x2000 (from 0x1008); ret
+	code, _ := hex.DecodeString("fd7bbfa9fd030091fe030094c0035fd6")
+	const base = 0x1000
+	read := func(addr uint64, p []byte) (int, error) {
+		if addr < base || addr >= base+uint64(len(code)) {
+			return 0, tracer.ErrUnmapped
+		}
+		return copy(p, code[addr-base:]), nil
+	}
+	insts, err := tracer.DisassembleAround(tracer.ArchARM64, read, nil, 0x1008, 5, -3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, in := range insts {
+		got = append(got, fmt.Sprintf("%#x %s", in.Addr, in.Text))
+	}
+	want := "0x1000 stp x29, x30, [sp,#-16]!; 0x1004 mov x29, sp; 0x1008 bl 0x2000"
+	if strings.Join(got, "; ") != want {
+		t.Errorf("got  %s\nwant %s", strings.Join(got, "; "), want)
+	}
+}
