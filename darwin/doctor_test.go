@@ -79,6 +79,11 @@ func TestHasEntitlement(t *testing.T) {
 	if !HasEntitlement(DebuggerEntitlementsPlist, DebuggerEntitlement) {
 		t.Error("the shipped plist does not grant the debugger entitlement")
 	}
+	// Signed with the hardened runtime, machtrace must stay traceable itself:
+	// selftest traces a copy of it.
+	if !HasEntitlement(DebuggerEntitlementsPlist, "com.apple.security.get-task-allow") {
+		t.Error("the shipped plist lacks get-task-allow")
+	}
 	off := `<?xml version="1.0"?><plist version="1.0"><dict>
 <key>com.apple.security.get-task-allow</key><true/>
 <key>com.apple.security.cs.debugger</key><false/></dict></plist>`

@@ -7,7 +7,9 @@ import (
 )
 
 // DebuggerEntitlementsPlist is the entitlements file `machtrace setup` signs
-// the binary with: com.apple.security.cs.debugger = true.
+// the binary with: com.apple.security.cs.debugger, and
+// com.apple.security.get-task-allow so that the hardened-runtime signature
+// does not make machtrace itself untraceable (selftest traces a copy of it).
 //
 //go:embed entitlements.plist
 var DebuggerEntitlementsPlist []byte
