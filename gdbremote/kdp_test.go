@@ -161,6 +161,17 @@ func TestQEMUKDPBreakpoint(t *testing.T) {
 		t.Fatalf("no exception after resuming with a breakpoint on __schedule: %v", err)
 	}
 	t.Logf("exception: %+v", exc)
+	defer func() {
+		if t.Failed() {
+			return
+		}
+		// The guest must survive the session (a wrong RIP would crash it
+		// within moments): read both vCPUs again after it ran a while.
+		time.Sleep(500 * time.Millisecond)
+		if err := vm.Alive(); err != nil {
+			t.Error(err)
+		}
+	}()
 	img, err := cl.ReadRegs(ctx, 0, kdp.X86ThreadState64)
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +183,14 @@ func TestQEMUKDPBreakpoint(t *testing.T) {
 	direct := vcpuRIPs(t, tgt)
 	if _, ok := direct[rip]; !ok {
 		t.Errorf("KDP rip %#x is none of the stub's %v", rip, direct)
+	}
+	// Do what LLDB does: the server reports an amd64 breakpoint as int3
+	// leaves it (RIP one past); the debugger writes RIP back to the
+	// breakpoint before resuming. Left at +1, the vCPU would resume in the
+	// middle of an instruction and crash the guest.
+	binary.LittleEndian.PutUint64(img[16*8:], bp)
+	if err := cl.WriteRegs(ctx, 0, kdp.X86ThreadState64, img); err != nil {
+		t.Fatalf("rewind rip: %v", err)
 	}
 	if err := cl.RemoveBreakpoint(ctx, bp); err != nil {
 		t.Errorf("remove breakpoint: %v", err)

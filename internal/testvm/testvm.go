@@ -105,7 +105,27 @@ func Shared(tb testing.TB) *VM {
 	if shared.err != nil {
 		tb.Fatal(shared.err)
 	}
+	if err := shared.vm.Alive(); err != nil {
+		// Fail every later test with the cause, not "connection refused".
+		shared.err = fmt.Errorf("the shared test VM died during an earlier test: %w", err)
+		tb.Fatal(shared.err)
+	}
 	return shared.vm
+}
+
+// Alive returns an error with the end of the console output if QEMU has
+// exited (a guest that panics or triple-faults makes it exit: -no-reboot).
+func (vm *VM) Alive() error {
+	select {
+	case <-vm.done:
+		s := vm.Serial()
+		if len(s) > 3000 {
+			s = s[len(s)-3000:]
+		}
+		return fmt.Errorf("qemu exited (%v); console tail:\n%s", vm.cmd.ProcessState, s)
+	default:
+		return nil
+	}
 }
 
 // StopShared kills the shared VM, if one was booted.
