@@ -242,6 +242,13 @@ func TestQEMUTarget(t *testing.T) {
 		if _, ok := g.Get("eflags"); !ok {
 			t.Errorf("eflags alias missing")
 		}
+		// Memory goes through the page tables of the vCPU read last, so
+		// the code at its RIP is readable even in user space (whose
+		// mapping the other vCPU's process may lack).
+		var code [16]byte
+		if _, err := tgt.ReadMemory(g.PC(), code[:]); err != nil {
+			t.Errorf("thread %d: read the code at rip %#x: %v", th.ID, g.PC(), err)
+		}
 	}
 	if err := tgt.Resume(); err != nil {
 		t.Fatal(err)

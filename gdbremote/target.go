@@ -33,6 +33,10 @@ type Backend struct {
 	layouts map[tracer.Flavor]*tracer.Layout
 	regs    map[tracer.Flavor][]Reg // in layout order
 	ids     map[tracer.ThreadID]string
+	// memThread is the vCPU whose page tables memory accesses use: the
+	// one whose registers were read or written last (so a stack read
+	// after a register read sees that vCPU's process), else the first.
+	memThread string
 
 	// run accounting, for the guest's share of wall time
 	opened   time.Time
@@ -84,6 +88,9 @@ func NewBackend(cl *Client) (*Backend, error) {
 		return nil, fmt.Errorf("gdb://%s: the target description has no general-purpose registers", cl.addr)
 	}
 	b.mapThreads(cl.threads)
+	if len(cl.threads) > 0 {
+		b.memThread = cl.threads[0].ID
+	}
 	return b, nil
 }
 
@@ -240,6 +247,7 @@ func (b *Backend) GetState(tid tracer.ThreadID, flavor tracer.Flavor) (*tracer.R
 	if err != nil {
 		return nil, err
 	}
+	b.memThread = id
 	var all []byte
 	err = b.transient(func() error {
 		var err error
@@ -272,6 +280,7 @@ func (b *Backend) SetState(tid tracer.ThreadID, regs *tracer.Registers) error {
 	if err != nil {
 		return err
 	}
+	b.memThread = id
 	return b.transient(func() error {
 		all, err := b.cl.ReadRegisters(id)
 		if err != nil {
@@ -292,10 +301,15 @@ func (b *Backend) SetState(tid tracer.ThreadID, regs *tracer.Registers) error {
 }
 
 // ReadMemory implements tracer.Backend: guest virtual addresses, through the
-// page tables of the vCPU selected last (the one that stopped, after a halt).
+// page tables of the vCPU whose registers were read or written last (kernel
+// addresses are the same on every vCPU; user addresses belong to the
+// process that vCPU runs). SetMemoryThread picks another.
 func (b *Backend) ReadMemory(addr uint64, p []byte) (int, error) {
 	var n int
 	err := b.transient(func() error {
+		if err := b.cl.selectThread(b.memThread); err != nil {
+			return err
+		}
 		var err error
 		n, err = b.cl.ReadMemory(addr, p)
 		return err
@@ -303,10 +317,23 @@ func (b *Backend) ReadMemory(addr uint64, p []byte) (int, error) {
 	return n, err
 }
 
+// SetMemoryThread makes memory accesses use vCPU tid's page tables.
+func (b *Backend) SetMemoryThread(tid tracer.ThreadID) error {
+	id, err := b.wireID(tid)
+	if err != nil {
+		return err
+	}
+	b.memThread = id
+	return nil
+}
+
 // WriteMemory implements tracer.Backend.
 func (b *Backend) WriteMemory(addr uint64, p []byte) (int, error) {
 	var n int
 	err := b.transient(func() error {
+		if err := b.cl.selectThread(b.memThread); err != nil {
+			return err
+		}
 		var err error
 		n, err = b.cl.WriteMemory(addr, p)
 		return err
