@@ -11,8 +11,11 @@ import (
 // above compile everywhere; each returns an error wrapping
 // errors.ErrUnsupported.
 
-func unavailable(op string) error {
-	if runtime.GOOS == "darwin" {
+func unavailable(op string) error { return unavailableOn(runtime.GOOS, op) }
+
+// unavailableOn says why op cannot run: no cgo on darwin, no Mach elsewhere.
+func unavailableOn(goos, op string) error {
+	if goos == "darwin" {
 		return fmt.Errorf("%s: %w", op, ErrNoCgo)
 	}
 	return fmt.Errorf("%s: %w", op, ErrNotDarwin)
