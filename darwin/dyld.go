@@ -96,7 +96,8 @@ func readAllImageInfos(r io.ReaderAt, addr uint64) (allImageInfos, error) {
 // suspended) has an empty list.
 //
 // Each image's path and Mach-O header are read too; an image whose header
-// cannot be read is still listed, with End equal to Start.
+// cannot be read is still listed, with End equal to Start (except dyld
+// itself, whose address is trusted only when a Mach-O header is found there).
 func ReadImages(r io.ReaderAt, addr uint64, tries int) ([]Image, error) {
 	if tries < 1 {
 		tries = 1
@@ -152,7 +153,11 @@ func ReadImages(r io.ReaderAt, addr uint64, tries int) ([]Image, error) {
 				path = p
 			}
 		}
-		images = append(images, imageAt(r, hdr.DyldBase, path))
+		// Before dyld has run (a task launched suspended), its own pointers
+		// are not yet rebased: keep dyld only if a Mach-O header is there.
+		if im := imageAt(r, hdr.DyldBase, path); im.End > im.Start {
+			images = append(images, im)
+		}
 	}
 	sort.Slice(images, func(i, j int) bool { return images[i].Base < images[j].Base })
 	if !stable {

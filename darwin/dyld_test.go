@@ -99,6 +99,17 @@ func TestReadImagesBeforeDyldRan(t *testing.T) {
 	}
 }
 
+func TestReadImagesUnrebasedDyld(t *testing.T) {
+	k := newFakeKernel()
+	k.poke32(aiiAddr, 17) // launched suspended: nothing loaded, dyld's own
+	k.poke(aiiAddr+4, make([]byte, aiiReadSize))
+	k.poke64(aiiAddr+aiiDyldLoadAddr, 0x4000) // pointer not yet slid: no header there
+	images, err := ReadImages(k, aiiAddr, 1)
+	if err != nil || len(images) != 0 {
+		t.Errorf("images %+v, err %v; want none", images, err)
+	}
+}
+
 func TestReadImagesBusy(t *testing.T) {
 	k := dyldFixture()
 	k.poke64(aiiAddr+aiiInfoArray, 0) // dyld is in the middle of a change
