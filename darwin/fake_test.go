@@ -225,9 +225,23 @@ func (k *fakeKernel) protect(t mach.Task, addr, size uint64, setMax bool, prot m
 	return nil
 }
 
+// region returns the mapped page at or after addr, as mach_vm_region does
+// for regions (the fake's regions are single pages).
 func (k *fakeKernel) region(t mach.Task, addr uint64) (mach.Region, error) {
-	pg := addr &^ (k.page - 1)
-	return mach.Region{Address: pg, Size: k.page, Info: mach.RegionBasicInfo64{Protection: k.regionProt}}, nil
+	best, found := uint64(0), false
+	for pg := range k.mem {
+		if pg+k.page > addr && (!found || pg < best) {
+			best, found = pg, true
+		}
+	}
+	if !found {
+		return mach.Region{}, &mach.KernError{Op: "mach_vm_region", Code: mach.KERN_INVALID_ADDRESS}
+	}
+	prot := k.regionProt
+	if prot == 0 {
+		prot = mach.VM_PROT_READ
+	}
+	return mach.Region{Address: best, Size: k.page, Info: mach.RegionBasicInfo64{Protection: prot}}, nil
 }
 
 func (k *fakeKernel) dyldInfo(t mach.Task) (mach.TaskDyldInfo, error) { return k.dyld, nil }

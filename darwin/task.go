@@ -32,6 +32,7 @@ type Task struct {
 	detached  bool
 
 	launched bool
+	exePath  string          // the launched program's path
 	copiers  *sync.WaitGroup // stdio pipe copies of a launched child
 	waitOnce sync.Once
 	status   int
@@ -172,7 +173,7 @@ func launch(k kernel, goarch string, argv []string, opts LaunchOptions) (*Task, 
 		return nil, fmt.Errorf("launch %s: %w", argv[0], aerr)
 	}
 	nt := newTask(k, goarch, pid, port)
-	nt.launched, nt.spawnHold = true, true
+	nt.launched, nt.spawnHold, nt.exePath = true, true, path
 	nt.copiers = copiers
 	return nt, nil
 }
@@ -522,7 +523,59 @@ func (t *Task) Images() ([]Image, error) {
 	if t.Suspended() {
 		tries = 1 // nothing changes while it is stopped
 	}
-	return ReadImages(taskMemory{t}, di.AllImageInfoAddr, tries)
+	images, err := ReadImages(taskMemory{t}, di.AllImageInfoAddr, tries)
+	if err == nil && len(images) == 0 {
+		// dyld has not run yet (launched suspended): find the executable
+		// and dyld by their Mach-O headers in the address space.
+		images = t.scanImages()
+	}
+	return images, err
+}
+
+// Mach-O file types (mach-o/loader.h) that scanImages looks for.
+const (
+	mhExecute   = 2
+	mhDylinker  = 7
+	maxRegions  = 4096
+	dyldDefault = "/usr/lib/dyld"
+)
+
+// scanImages walks the task's regions with mach_vm_region and lists the main
+// executable and dyld from the Mach-O headers at the start of regions: the
+// image list of a task that has not run dyld yet.
+func (t *Task) scanImages() []Image {
+	var images []Image
+	var hdr [16]byte
+	addr := uint64(0)
+	for i := 0; i < maxRegions; i++ {
+		r, err := t.k.region(t.port, addr)
+		if err != nil || r.Size == 0 {
+			break
+		}
+		if r.Info.Protection&mach.VM_PROT_READ != 0 {
+			if n, _ := t.k.readMem(t.port, r.Address, hdr[:]); n == len(hdr) &&
+				mach.ByteOrder.Uint32(hdr[0:]) == mhMagic64 {
+				path := ""
+				switch mach.ByteOrder.Uint32(hdr[12:]) {
+				case mhExecute:
+					path = t.exePath
+					if path == "" {
+						path = t.name
+					}
+				case mhDylinker:
+					path = dyldDefault
+				}
+				if path != "" {
+					images = append(images, imageAt(taskMemory{t}, r.Address, path))
+				}
+			}
+		}
+		if r.Address+r.Size <= addr {
+			break // no progress: never loop
+		}
+		addr = r.Address + r.Size
+	}
+	return images
 }
 
 // Detach releases every suspension this tracer holds (so the task runs) and

@@ -308,6 +308,30 @@ func TestLaunchSuspended(t *testing.T) {
 	}
 }
 
+func TestImagesBeforeDyldRan(t *testing.T) {
+	k := newFakeKernel()
+	// dyld_all_image_infos as the kernel leaves it: empty, unrebased.
+	k.poke32(aiiAddr, 17)
+	k.poke(aiiAddr+4, make([]byte, aiiReadSize))
+	k.dyld = mach.TaskDyldInfo{AllImageInfoAddr: aiiAddr, AllImageInfoFormat: mach.TASK_DYLD_ALL_IMAGE_INFO_64}
+	machHeader(k, exeBase, 0x1_0000_0000, 0x4000, 0xaa)
+	k.poke32(exeBase+12, mhExecute)
+	machHeader(k, dyldBase, 0, 0x8000, 0xcc)
+	k.poke32(dyldBase+12, mhDylinker)
+	task, err := launch(k, "arm64", []string{"/bin/sh"}, LaunchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, err := task.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(images) != 2 || images[0].Path != "/bin/sh" || images[0].Base != exeBase || images[0].End != exeBase+0x4000 ||
+		images[1].Path != "/usr/lib/dyld" || images[1].Base != dyldBase {
+		t.Errorf("images %+v", images)
+	}
+}
+
 func TestLaunchKillsChildWhenRefused(t *testing.T) {
 	k := newFakeKernel()
 	k.tfpErr = &mach.KernError{Op: "task_for_pid", Code: mach.KERN_FAILURE}
