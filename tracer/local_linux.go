@@ -159,6 +159,9 @@ func (b *linuxBackend) LastStop() (stopped, parked int) { return b.p.LastStop() 
 // last lazy Stop.
 func (b *linuxBackend) InSyscall(tid ThreadID) bool { return b.p.InSyscall(int(tid)) }
 
+// SetRealtime runs the ptrace thread at SCHED_FIFO priority (see Realtimer).
+func (b *linuxBackend) SetRealtime(on bool) error { return linuxError(b.p.SetRealtime(on)) }
+
 // Sleep waits while serving the target's own ptrace-stops.
 func (b *linuxBackend) Sleep(d time.Duration) { b.p.Sleep(d) }
 

@@ -29,6 +29,10 @@ type SampleOptions struct {
 	// can (LazyStopper) leaves asleep the threads still blocked where they
 	// were last sampled and reuses their registers.
 	StopAll bool
+	// Realtime runs the sampling thread at a real-time priority where the
+	// backend can (Realtimer; root on Linux), so the target's busy threads
+	// cannot starve it. Sample fails if it cannot be had.
+	Realtime bool
 	// Progress, when set, is called about every ProgressEvery with the
 	// statistics so far. It runs inside the sampling loop: keep it short.
 	Progress      func(SampleStats)
@@ -137,6 +141,16 @@ func Sample(ctx context.Context, t Target, opts SampleOptions) (*Profile, error)
 	s.prof = &Profile{Target: t.Describe(), Arch: t.Arch(), ThreadNames: s.names}
 	s.refreshNames()
 	var err error
+	if opts.Realtime {
+		rt, ok := s.b.(Realtimer)
+		if !ok {
+			return nil, fmt.Errorf("real-time sampling: %w for %s", errors.ErrUnsupported, t.Describe())
+		}
+		if err := rt.SetRealtime(true); err != nil {
+			return nil, err
+		}
+		defer rt.SetRealtime(false)
+	}
 	if tb, ok := s.b.(ThreadBound); ok {
 		// ptrace: every call must come from one OS thread; run the loop there.
 		if rerr := tb.Run(func() { err = s.loop(ctx) }); rerr != nil && err == nil {

@@ -328,3 +328,9 @@ type LazyStopper interface {
 	// (off CPU) when the last Stop looked at it.
 	InSyscall(tid ThreadID) bool
 }
+
+// Realtimer is implemented by backends whose sampling thread can run at a
+// real-time priority, so that the target's busy threads do not starve it.
+type Realtimer interface {
+	SetRealtime(on bool) error
+}

@@ -23,6 +23,7 @@ type SampleOptions struct {
 	NoUnwind  bool
 	StopAll   bool
 	OnCPU     bool
+	Realtime  bool
 	Top       int
 	MinRunGap time.Duration
 	Output    string // pprof file
@@ -77,6 +78,7 @@ way; use a GDB stub (--target gdb://) to sample a kernel.`,
 	cmd.Flags().BoolVar(&o.NoUnwind, "no-unwind", false, "record the PC only, without walking frame pointers")
 	cmd.Flags().IntVar(&o.Top, "top", 25, "functions to list")
 	cmd.Flags().BoolVar(&o.OnCPU, "on-cpu", false, "report only samples of threads that were not blocked in a system call (an on-CPU profile)")
+	cmd.Flags().BoolVar(&o.Realtime, "realtime", false, "run the sampling thread at real-time priority (SCHED_FIFO; root) so busy targets cannot starve it")
 	cmd.Flags().BoolVar(&o.StopAll, "stop-all", false, "stop every thread at every tick, even threads still asleep where they were last sampled")
 	cmd.Flags().DurationVar(&o.MinRunGap, "min-run", 0, "least time the target runs between samples (kernel targets default to 2ms)")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "also write a pprof profile to `FILE` (go tool pprof, speedscope)")
@@ -93,7 +95,7 @@ func sampleRun(ctx context.Context, f *Factory, s *Session, o *SampleOptions) er
 			return err
 		}
 	}
-	opts := tracer.SampleOptions{Rate: o.Rate, Duration: o.Duration, Unwind: !o.NoUnwind, MinRunGap: o.MinRunGap, StopAll: o.StopAll}
+	opts := tracer.SampleOptions{Rate: o.Rate, Duration: o.Duration, Unwind: !o.NoUnwind, MinRunGap: o.MinRunGap, StopAll: o.StopAll, Realtime: o.Realtime}
 	if s.Kernel && opts.MinRunGap == 0 {
 		opts.MinRunGap = 2 * time.Millisecond
 	}

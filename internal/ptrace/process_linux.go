@@ -1,6 +1,7 @@
 package ptrace
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -35,6 +36,9 @@ type thread struct {
 	stopped    bool // in a ptrace-stop we have collected
 	groupStop  bool // the stop is a job-control group-stop: resume with PTRACE_LISTEN
 	pendingSig int  // signal to deliver when the thread is continued
+	// zombie: the leader exited before its other threads; it reports its
+	// exit only when the group is empty, and cannot be stopped meanwhile.
+	zombie bool
 
 	// The sampling fast path (SetLazy): a thread blocked in a system call
 	// where its registers were last captured is left where it is.
@@ -64,6 +68,7 @@ type Process struct {
 	sigchld <-chan os.Signal // SIGCHLD notifications, read on the owner thread
 
 	lazy        bool      // the sampling fast path is on (SetLazy)
+	realtime    bool      // the owner thread runs SCHED_FIFO (SetRealtime)
 	lastParked  int       // threads left blocked by the last stop
 	lastStopped int       // threads stopped by the last stop
 	syscallBuf  [256]byte // for reading /proc/PID/task/TID/syscall
@@ -329,8 +334,10 @@ func (p *Process) Threads() ([]int, error) {
 
 func (p *Process) tidsLocked() []int {
 	tids := make([]int, 0, len(p.threads))
-	for tid := range p.threads {
-		tids = append(tids, tid)
+	for tid, t := range p.threads {
+		if !t.zombie {
+			tids = append(tids, tid)
+		}
 	}
 	slices.SortFunc(tids, func(a, b int) int {
 		switch {
@@ -362,6 +369,13 @@ func (p *Process) stopLocked() error {
 	p.lastParked = 0
 	for tid, t := range p.threads {
 		if t.stopped {
+			continue
+		}
+		if t.zombie {
+			if len(p.threads) == 1 {
+				// The group is empty now: collect the leader's exit.
+				pending = append(pending, tid)
+			}
 			continue
 		}
 		t.blockedAt = ""
@@ -439,14 +453,16 @@ func (p *Process) collect(pending []int) error {
 			continue
 		}
 		spins++
-		if spins < 32 {
+		if spins < 32 && !p.realtime {
 			// The stop usually arrives within microseconds: give the CPU
 			// to the tracee and look again.
 			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		} else {
-			// The tracee waits for a CPU (a loaded machine): block until
-			// a stop notification (SIGCHLD) or a millisecond passes.
-			p.waitNotification(time.Millisecond)
+			// The tracee waits for a CPU (a loaded machine, or we are
+			// real-time and yielding would not help): sleep a little,
+			// longer each time. A raw nanosleep, not a runtime timer:
+			// timers need other (possibly starved) threads to fire.
+			nanosleep(time.Duration(min(10<<min(spins/32, 5), 200)) * time.Microsecond)
 		}
 		if time.Since(lastCheck) > 50*time.Millisecond {
 			lastCheck = time.Now()
@@ -455,11 +471,27 @@ func (p *Process) collect(pending []int) error {
 			// So would a leader that exited before its other threads: it
 			// is a zombie that reports nothing until the group is empty.
 			pending = slices.DeleteFunc(pending, func(tid int) bool {
-				if taskGone(p.pid, tid) {
-					delete(p.threads, tid)
-					return true
+				switch taskState(p.pid, tid) {
+				case taskAlive:
+					return false
+				case taskZombie:
+					// A zombie tracee is ours to reap: a non-leader is
+					// reportable now, and reaping it is what lets the
+					// leader report in turn.
+					var ws unix.WaitStatus
+					if wpid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil); err == nil && wpid == tid {
+						if more := p.handleStatus(tid, ws); more != 0 {
+							pending = append(pending, more)
+						}
+						return true
+					}
+					if t := p.threads[tid]; t != nil && tid == p.pid {
+						t.zombie = true
+						return true
+					}
 				}
-				return false
+				delete(p.threads, tid)
+				return true
 			})
 		}
 	}
@@ -577,7 +609,7 @@ func (p *Process) stoppedThread(tid int) (*thread, error) {
 		return nil, p.exitedError()
 	}
 	t, ok := p.threads[tid]
-	if !ok {
+	if !ok || t.zombie {
 		return nil, fmt.Errorf("thread %d: %w", tid, ErrNoThread)
 	}
 	if !t.stopped {
@@ -756,22 +788,27 @@ func (p *Process) Detach() error {
 
 // detachAll detaches every thread. Runs on the owner thread.
 func (p *Process) detachAll() error {
+	// PTRACE_DETACH needs a ptrace-stop: stop what still runs (threads
+	// seized by an attach that failed half way).
+	var running []int
+	for tid, t := range p.threads {
+		if !t.stopped && !t.zombie {
+			_ = ptrace(unix.PTRACE_INTERRUPT, tid, 0, 0)
+			running = append(running, tid)
+		}
+	}
+	if err := p.collect(running); err != nil {
+		return err
+	}
 	var errs []error
 	for tid, t := range p.threads {
-		if !t.stopped {
-			// Seized but never stopped (attach failed half way): stop it
-			// first, since PTRACE_DETACH needs a ptrace-stop.
-			_ = ptrace(unix.PTRACE_INTERRUPT, tid, 0, 0)
-			var ws unix.WaitStatus
-			if err := wait4(tid, &ws, unix.WALL); err != nil || !ws.Stopped() {
-				delete(p.threads, tid)
-				continue
+		if t.stopped {
+			if err := ptrace(unix.PTRACE_DETACH, tid, 0, uintptr(t.pendingSig)); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("detach thread %d: %w", tid, err))
 			}
-			p.handleStatus(tid, ws)
 		}
-		if err := ptrace(unix.PTRACE_DETACH, tid, 0, uintptr(t.pendingSig)); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("detach thread %d: %w", tid, err))
-		}
+		// A zombie leader cannot be detached; the kernel releases it when
+		// this thread exits or the group empties.
 		delete(p.threads, tid)
 	}
 	return errors.Join(errs...)
@@ -854,26 +891,34 @@ func listTasks(pid int) ([]int, error) {
 	return tids, nil
 }
 
-// taskGone reports whether thread tid of pid no longer exists or is a zombie.
-func taskGone(pid, tid int) bool {
+type taskStatus int
+
+const (
+	taskAlive taskStatus = iota
+	taskZombie
+	taskGone
+)
+
+// taskState reads whether thread tid of pid still runs, is a zombie, or is
+// gone from /proc.
+func taskState(pid, tid int) taskStatus {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
 	if err != nil {
-		return true
+		return taskGone
 	}
 	// The state follows the parenthesised command name, which may itself
 	// contain parentheses: take the last ')'.
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == ')' {
-			if i+2 < len(b) {
-				switch b[i+2] {
-				case 'Z', 'X', 'x':
-					return true
-				}
-			}
-			return false
-		}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return taskAlive
 	}
-	return false
+	switch b[i+2] {
+	case 'Z':
+		return taskZombie
+	case 'X', 'x':
+		return taskGone
+	}
+	return taskAlive
 }
 
 // PeekUser reads the word at offset off of a stopped thread's struct user
@@ -960,35 +1005,38 @@ func (p *Process) resume(t *thread) error {
 
 // Sleep waits for d while serving the running target's own stops (see
 // serveEvents). The sampler sleeps here between ticks when its loop runs on
-// the owner thread; elsewhere it is a plain sleep.
+// the owner thread; elsewhere it is a plain sleep. It sleeps with nanosleep in
+// slices of at most a millisecond, serving stops between slices: a runtime
+// timer would need other, possibly starved, threads to fire on time.
 func (p *Process) Sleep(d time.Duration) {
 	if unix.Gettid() != p.owner || p.sigchld == nil {
 		time.Sleep(d)
 		return
 	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
+	end := time.Now().Add(d)
 	for {
 		select {
 		case <-p.sigchld:
 			p.serveEvents()
-		case <-timer.C:
+		default:
+		}
+		left := time.Until(end)
+		if left <= 0 {
 			return
 		}
+		nanosleep(min(left, time.Millisecond))
 	}
 }
 
-// waitNotification blocks until SIGCHLD arrives or d passes.
-func (p *Process) waitNotification(d time.Duration) {
-	if p.sigchld == nil {
-		time.Sleep(d)
-		return
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-p.sigchld:
-	case <-timer.C:
+// nanosleep blocks the calling OS thread for d.
+func nanosleep(d time.Duration) {
+	ts := unix.NsecToTimespec(int64(d))
+	for {
+		var rem unix.Timespec
+		if err := unix.Nanosleep(&ts, &rem); err != unix.EINTR {
+			return
+		}
+		ts = rem
 	}
 }
 
@@ -1048,4 +1096,26 @@ func (p *Process) readSyscall(tid int) string {
 		return ""
 	}
 	return string(p.syscallBuf[:n])
+}
+
+// SetRealtime moves the owner OS thread to SCHED_FIFO (priority 1) or back
+// to normal scheduling. A real-time sampler is not starved by the target's
+// busy threads it has just resumed; it needs CAP_SYS_NICE (root). While it is
+// real-time, the owner sleeps rather than yields when it waits for stops,
+// since yielding would not give the CPU to the target's normal threads.
+func (p *Process) SetRealtime(on bool) error {
+	return p.do(func() error {
+		attr := &unix.SchedAttr{Policy: unix.SCHED_NORMAL}
+		if on {
+			attr = &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 1}
+		}
+		if err := unix.SchedSetAttr(0, attr, 0); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				return fmt.Errorf("real-time sampling thread: %w (needs CAP_SYS_NICE: run as root)", ErrPermission)
+			}
+			return os.NewSyscallError("sched_setattr", err)
+		}
+		p.realtime = on
+		return nil
+	})
 }
