@@ -21,7 +21,7 @@
 # nokaslr, so it equals System.map), kernel-version, env.
 set -euo pipefail
 
-CACHE=${MACHTRACE_TESTVM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/machtrace-testvm}
+CACHE=${MACHTRACE_TESTVM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/machtrace-testvm}
 OUT=${MACHTRACE_TESTVM:-$CACHE/vm}
 QEMU=qemu-system-x86_64
 
