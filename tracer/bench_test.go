@@ -2,6 +2,7 @@ package tracer_test
 
 import (
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/machtrace/machtrace/internal/testutil"
@@ -13,19 +14,32 @@ import (
 // every thread, read each one's general registers, resume — on targets with
 // 1, 4 and 16 busy threads (plus the Go runtime's own, mostly idle, threads).
 // It reports the cost per thread per sample, the figure to compare with a
-// minimal C loop (PTRACE_INTERRUPT, wait, GETREGS, CONT).
+// minimal C loop (PTRACE_INTERRUPT, wait, GETREGS, CONT). Modes: stop-all
+// stops every thread; lazy leaves asleep the threads still blocked where last
+// read (the sampler's default); lazy+unwind also walks frame pointers.
+// BENCH_REALTIME=1 runs the loop at SCHED_FIFO (root).
 func BenchmarkSampleLoop(b *testing.B) {
 	for _, busy := range []int{1, 4, 16} {
-		for _, unwind := range []bool{false, true} {
-			name := fmt.Sprintf("busy=%d/unwind=%v", busy, unwind)
-			b.Run(name, func(b *testing.B) { benchLoop(b, busy, unwind) })
+		for _, mode := range []string{"stop-all", "lazy", "lazy+unwind"} {
+			b.Run(fmt.Sprintf("busy=%d/%s", busy, mode), func(b *testing.B) { benchLoop(b, busy, mode) })
 		}
 	}
 }
 
-func benchLoop(b *testing.B, busy int, unwind bool) {
+func benchLoop(b *testing.B, busy int, mode string) {
 	l := testutil.Launch(b, tracee.SpinThreads, fmt.Sprint(busy), "600")
 	t := l.Target
+	unwind := mode == "lazy+unwind"
+	if ls, ok := t.Backend().(tracer.LazyStopper); ok && mode != "stop-all" {
+		ls.SetLazy(true)
+	}
+	if rt, ok := t.Backend().(tracer.Realtimer); ok && os.Getenv("BENCH_REALTIME") != "" {
+		if err := rt.SetRealtime(true); err != nil {
+			b.Fatal(err)
+		}
+		defer rt.SetRealtime(false)
+	}
+	lister, _ := t.Backend().(tracer.ThreadLister)
 	var buf [16]byte
 	read := func(addr uint64) (uint64, uint64, bool) {
 		if n, err := t.ReadMemory(addr, buf[:]); err != nil || n != 16 {
@@ -33,19 +47,22 @@ func benchLoop(b *testing.B, busy int, unwind bool) {
 		}
 		return le(buf[:8]), le(buf[8:]), true
 	}
-	threadSamples, frames := 0, 0
+	threadSamples, frames, errs := 0, 0, 0
+	var lastErr error
 	loop := func() {
 		for i := 0; i < b.N; i++ {
 			if err := t.Suspend(); err != nil {
 				b.Fatal(err)
 			}
-			tids, err := t.Threads()
+			tids, err := lister.ThreadIDs()
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, th := range tids {
-				r, err := t.ThreadState(th.ID, tracer.FlavorGeneral)
+			for _, tid := range tids {
+				r, err := t.ThreadState(tid, tracer.FlavorGeneral)
 				if err != nil {
+					errs++
+					lastErr = err
 					continue
 				}
 				threadSamples++
@@ -58,6 +75,9 @@ func benchLoop(b *testing.B, busy int, unwind bool) {
 			}
 		}
 	}
+	if lister == nil {
+		b.Skip("backend lists no thread ids")
+	}
 	b.ResetTimer()
 	if tb, ok := t.Backend().(tracer.ThreadBound); ok {
 		tb.Run(loop)
@@ -65,6 +85,9 @@ func benchLoop(b *testing.B, busy int, unwind bool) {
 		loop()
 	}
 	b.StopTimer()
+	if errs > 0 {
+		b.Logf("%d thread reads failed, last: %v", errs, lastErr)
+	}
 	if threadSamples > 0 {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(threadSamples)/1000, "us/thread")
 		b.ReportMetric(float64(threadSamples)/float64(b.N), "threads")
