@@ -1,7 +1,6 @@
 package gdbremote
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -756,11 +755,3 @@ func (cl *Client) Detach() error {
 // Close closes the connection without detaching. A QEMU guest that was
 // halted stays paused: use Detach to leave it running.
 func (cl *Client) Close() error { return cl.c.close() }
-
-// regValue reads a little-endian register value of at most 8 bytes from a g
-// buffer.
-func regValue(b []byte, r Reg) uint64 {
-	var buf [8]byte
-	copy(buf[:], b[r.Offset:r.Offset+min(r.Size(), 8)])
-	return binary.LittleEndian.Uint64(buf[:])
-}
