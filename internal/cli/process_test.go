@@ -1,3 +1,5 @@
+//go:build unix
+
 package cli
 
 // End-to-end tests of the commands on real local processes: the test binary
