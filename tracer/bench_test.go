@@ -3,6 +3,8 @@ package tracer_test
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"time"
 	"testing"
 
 	"github.com/machtrace/machtrace/internal/testutil"
@@ -17,7 +19,8 @@ import (
 // minimal C loop (PTRACE_INTERRUPT, wait, GETREGS, CONT). Modes: stop-all
 // stops every thread; lazy leaves asleep the threads still blocked where last
 // read (the sampler's default); lazy+unwind also walks frame pointers.
-// BENCH_REALTIME=1 runs the loop at SCHED_FIFO (root).
+// BENCH_REALTIME=1 runs the loop at SCHED_FIFO (root); BENCH_PID attaches to
+// that process instead (scripts/bench-sample.sh).
 func BenchmarkSampleLoop(b *testing.B) {
 	for _, busy := range []int{1, 4, 16} {
 		for _, mode := range []string{"stop-all", "lazy", "lazy+unwind"} {
@@ -27,8 +30,33 @@ func BenchmarkSampleLoop(b *testing.B) {
 }
 
 func benchLoop(b *testing.B, busy int, mode string) {
-	l := testutil.Launch(b, tracee.SpinThreads, fmt.Sprint(busy), "600")
-	t := l.Target
+	var t tracer.Target
+	if pid := os.Getenv("BENCH_PID"); pid != "" {
+		// scripts/bench-sample.sh: the same target as its C reference loop.
+		n, _ := strconv.Atoi(pid)
+		at, err := tracer.Attach(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer at.Close()
+		t, busy = at, 0
+	} else {
+		t = testutil.Launch(b, tracee.SpinThreads, fmt.Sprint(busy), "600").Target
+	}
+	// The busy goroutines lock their OS threads one by one as the Go
+	// scheduler runs them: wait until they all exist.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		threads, err := t.Threads()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(threads) > busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("tracee has %d threads after 10s, want more than %d", len(threads), busy)
+		}
+	}
 	unwind := mode == "lazy+unwind"
 	if ls, ok := t.Backend().(tracer.LazyStopper); ok && mode != "stop-all" {
 		ls.SetLazy(true)

@@ -68,7 +68,6 @@ type Process struct {
 	sigchld <-chan os.Signal // SIGCHLD notifications, read on the owner thread
 
 	lazy        bool      // the sampling fast path is on (SetLazy)
-	realtime    bool      // the owner thread runs SCHED_FIFO (SetRealtime)
 	lastParked  int       // threads left blocked by the last stop
 	lastStopped int       // threads stopped by the last stop
 	syscallBuf  [256]byte // for reading /proc/PID/task/TID/syscall
@@ -92,6 +91,9 @@ func start(init func(p *Process) error) (*Process, error) {
 		// relationship and must not serve other goroutines.
 		runtime.LockOSThread()
 		p.owner = unix.Gettid()
+		// Sleeps of microseconds must not be stretched by the default
+		// 50 us timer slack.
+		_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
 		err := init(p)
 		errc <- err
 		if err != nil {
@@ -419,6 +421,33 @@ func (p *Process) collect(pending []int) error {
 		default:
 		}
 	}
+	// Threads other than the leader: block in wait4 on each, as a debugger
+	// does, so the tracer sleeps until the kernel wakes it. Such a thread
+	// always reports, its stop or its exit (a traced thread's exit goes to
+	// its tracer at once), and a tid that vanished (another thread's exec
+	// took it over) makes wait4 fail with ECHILD. Only the leader can stay
+	// silent (a zombie while other threads live): it alone is polled below.
+	var leader []int
+	for i := 0; i < len(pending); i++ {
+		tid := pending[i]
+		if tid == p.pid {
+			leader = append(leader, tid)
+			continue
+		}
+		var ws unix.WaitStatus
+		err := wait4(tid, &ws, unix.WALL)
+		switch {
+		case err == unix.ECHILD:
+			delete(p.threads, tid)
+		case err != nil:
+			return fmt.Errorf("wait for thread %d: %w", tid, err)
+		default:
+			if more := p.handleStatus(tid, ws); more != 0 {
+				pending = append(pending, more)
+			}
+		}
+	}
+	pending = leader
 	for len(pending) > 0 {
 		progressed := false
 		for i := 0; i < len(pending); i++ {
@@ -452,18 +481,12 @@ func (p *Process) collect(pending []int) error {
 			spins = 0
 			continue
 		}
+		// Sleep a little, longer each time (5 us to 200 us): the leader
+		// needs a CPU to reach its stop, and yielding would hand ours to
+		// any other process. A raw nanosleep, not a runtime timer: timers
+		// need other (possibly starved) threads to fire.
 		spins++
-		if spins < 32 && !p.realtime {
-			// The stop usually arrives within microseconds: give the CPU
-			// to the tracee and look again.
-			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-		} else {
-			// The tracee waits for a CPU (a loaded machine, or we are
-			// real-time and yielding would not help): sleep a little,
-			// longer each time. A raw nanosleep, not a runtime timer:
-			// timers need other (possibly starved) threads to fire.
-			nanosleep(time.Duration(min(10<<min(spins/32, 5), 200)) * time.Microsecond)
-		}
+		nanosleep(time.Duration(min(5<<min(spins/8, 6), 200)) * time.Microsecond)
 		if time.Since(lastCheck) > 50*time.Millisecond {
 			lastCheck = time.Now()
 			// A thread that vanished without a report (it was replaced by an
@@ -1100,9 +1123,9 @@ func (p *Process) readSyscall(tid int) string {
 
 // SetRealtime moves the owner OS thread to SCHED_FIFO (priority 1) or back
 // to normal scheduling. A real-time sampler is not starved by the target's
-// busy threads it has just resumed; it needs CAP_SYS_NICE (root). While it is
-// real-time, the owner sleeps rather than yields when it waits for stops,
-// since yielding would not give the CPU to the target's normal threads.
+// busy threads it has just resumed; it needs CAP_SYS_NICE (root). (It never
+// spins: it blocks or sleeps while it waits for stops, so the target's
+// threads get the CPU they need to reach them.)
 func (p *Process) SetRealtime(on bool) error {
 	return p.do(func() error {
 		attr := &unix.SchedAttr{Policy: unix.SCHED_NORMAL}
@@ -1115,7 +1138,6 @@ func (p *Process) SetRealtime(on bool) error {
 			}
 			return os.NewSyscallError("sched_setattr", err)
 		}
-		p.realtime = on
 		return nil
 	})
 }
