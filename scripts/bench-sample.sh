@@ -6,20 +6,29 @@
 # run, not runs with each other.
 #
 #   scripts/bench-sample.sh [ITER]        (default 2000 samples per cell)
+#   REALTIME=1 scripts/bench-sample.sh    both loops at SCHED_FIFO priority 1 (root):
+#                                         the setting of the reference figures in
+#                                         shared/docs/ptrace-sampling.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITER=${1:-2000}
+rt=()
+if [ -n "${REALTIME:-}" ]; then
+	rt=(chrt -f 1)
+	export BENCH_REALTIME=1
+fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"; kill $(jobs -p) 2>/dev/null || true' EXIT
 gcc -O2 -o "$out/busy" scripts/bench/busy.c -lpthread
 gcc -O2 -o "$out/cref" scripts/bench/cref.c
 go test -c -o "$out/tracer.test" ./tracer
+echo "per thread per sample, ${REALTIME:+SCHED_FIFO, }$ITER samples per cell"
 echo "threads  C loop        machtrace stop-all   machtrace lazy (default)"
 for n in 1 4 16; do
 	"$out/busy" "$n" 600 &
 	busy=$!
 	sleep 0.5
-	c=$("$out/cref" "$busy" "$ITER" | sed -n 's/.*: \([0-9.]*\) us\/thread/\1/p')
+	c=$("${rt[@]}" "$out/cref" "$busy" "$ITER" | sed -n 's/.*: \([0-9.]*\) us\/thread/\1/p')
 	go_cell() {
 		BENCH_PID=$busy "$out/tracer.test" -test.run '^$' -test.bench "SampleLoop/busy=1/$1\$" -test.benchtime "${ITER}x" |
 			sed -n 's/.* \([0-9.]*\) us\/thread.*/\1/p' | tail -1

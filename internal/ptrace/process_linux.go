@@ -43,8 +43,8 @@ type thread struct {
 	// The sampling fast path (SetLazy): a thread blocked in a system call
 	// where its registers were last captured is left where it is.
 	parked     bool   // left running (blocked) by this stop
-	blockedAt  string // its /proc syscall line read just before this stop, "" if running
-	captured   string // blockedAt when cachedRegs were read
+	blockedAt  string // its /proc syscall line read just before this stop (parking candidates only)
+	captured   string // its /proc syscall line when cachedRegs were read, if it was in a system call
 	cachedRegs []byte // NT_PRSTATUS as last read
 }
 
@@ -381,9 +381,11 @@ func (p *Process) stopLocked() error {
 			continue
 		}
 		t.blockedAt = ""
-		if p.lazy {
+		if p.lazy && t.captured != "" {
+			// Only a thread last seen in a system call can be parked;
+			// busy threads cost no /proc read.
 			t.blockedAt = p.readSyscall(tid)
-			if t.blockedAt != "" && t.cachedRegs != nil && t.blockedAt == t.captured {
+			if t.blockedAt == t.captured {
 				// Blocked in the same call, with the same arguments, SP
 				// and PC as when its registers were read: it has not run
 				// user code since. Leave it asleep.
@@ -664,9 +666,15 @@ func (p *Process) GetRegSet(tid int, nt int, buf []byte) (int, error) {
 			t.cachedRegs = append(t.cachedRegs[:0], buf[:n]...)
 			// Park it next time only if it stopped where it was seen
 			// blocked (it did not run between that look and the stop).
+			// Remember where it is if it is in a system call: then
+			// the next stop may find it blocked there still. The
+			// registers say whether it is (orig_rax on x86), sparing
+			// busy threads the /proc read.
 			t.captured = ""
-			if t.blockedAt != "" && p.readSyscall(tid) == t.blockedAt {
-				t.captured = t.blockedAt
+			if maybeInSyscall(buf[:n]) {
+				if line := p.readSyscall(tid); line != "" && !strings.HasPrefix(line, "-1 ") {
+					t.captured = line
+				}
 			}
 		}
 		return nil
@@ -1083,15 +1091,17 @@ func (p *Process) SetLazy(on bool) error {
 	})
 }
 
-// InSyscall reports whether thread tid was blocked in a system call when the
-// last lazy Stop looked at it (known only while SetLazy is on).
+// InSyscall reports whether thread tid was in a system call when the last
+// lazy Stop took it (known only while SetLazy is on, and only once its
+// general registers were read in this stop).
 func (p *Process) InSyscall(tid int) bool {
 	var in bool
 	_ = p.do(func() error {
 		if t := p.threads[tid]; t != nil {
 			// "-1 sp pc" is a thread blocked outside a system call (a page
 			// fault, or preempted in user code).
-			in = t.blockedAt != "" && !strings.HasPrefix(t.blockedAt, "-1 ")
+			// Parked threads and stopped ones caught in a system call.
+			in = t.parked || t.stopped && t.captured != ""
 		}
 		return nil
 	})
