@@ -25,7 +25,8 @@ const lldbEnv = "LLDB_KDP"
 
 // TestLLDBLive drives a real LLDB's kdp-remote against the server fronting a
 // real traced process: connect, register read, memory read, breakpoint set,
-// continue, the breakpoint stop, detach. The process must run on afterwards.
+// continue, the breakpoint stop, continue again (stepping over the
+// breakpoint) to the second hit, detach. The process must run on afterwards.
 func TestLLDBLive(t *testing.T) {
 	lldb := os.Getenv(lldbEnv)
 	if lldb == "" {
@@ -38,6 +39,11 @@ func TestLLDBLive(t *testing.T) {
 	l := testutil.Launch(t, tracee.Split, "60")
 	var log syncBuf
 	logf := func(format string, args ...any) { log.printf(format, args...) }
+	// Halt it first (the server adopts the suspension), so the registers
+	// read below are the ones LLDB will see.
+	if err := l.Target.Suspend(); err != nil {
+		t.Fatal(err)
+	}
 	srv := startServerTarget(t, l.Target, ServerOptions{Logf: logf})
 	// The registers LLDB must show: the server's current thread is the first.
 	ths, err := l.Target.Threads()
@@ -67,6 +73,10 @@ func TestLLDBLive(t *testing.T) {
 		// EXC_BREAKPOINT as a crash, which ends batch mode's -o list.
 		"-o", "register read rip",
 		"-o", "process status",
+		// Continue again: LLDB steps over the breakpoint (REMOVE, a step
+		// with the trace flag, SET) and stops at it the next time.
+		"-o", "continue",
+		"-o", "breakpoint list",
 		"-o", "detach",
 		"-k", "register read rip",
 		"-k", "process status",
@@ -111,6 +121,9 @@ func TestLLDBLive(t *testing.T) {
 		t.Errorf("lldb printed rip %d times, want 2 (before and after the stop)", len(rips))
 	} else if got, _ := strconv.ParseUint(rips[len(rips)-1][1], 16, 64); got != hotA {
 		t.Errorf("rip at the stop = %#x, want the breakpoint %#x", got, hotA)
+	}
+	if !strings.Contains(text, "hit count = 2") {
+		t.Errorf("lldb did not stop at the breakpoint a second time after stepping over it")
 	}
 	if !strings.Contains(text, "detached") {
 		t.Errorf("lldb did not detach")
