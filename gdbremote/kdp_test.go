@@ -211,6 +211,14 @@ func TestQEMUKDPServeLLDB(t *testing.T) {
 	}
 	vm := testvm.Shared(t)
 	addr, tgt := serveKDP(t, vm)
+	// The server halts the guest as it starts serving and holds it until
+	// LLDB detaches: read the vCPUs only once it has, so that both reads see
+	// the same halted guest.
+	for deadline := time.Now().Add(10 * time.Second); !tgt.Suspended(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the KDP server did not halt the guest within 10s")
+		}
+	}
 	direct := vcpuRIPs(t, tgt)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
