@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/machtrace/machtrace/internal/testutil"
 	"github.com/machtrace/machtrace/internal/testutil/tracee"

@@ -265,7 +265,7 @@ func TestSampleThreadChurn(t *testing.T) {
 	if err := l.Target.Close(); err != nil {
 		t.Fatal(err)
 	}
-	assertRunning(t, l.PID)
+	testutil.AssertRunning(t, l.PID)
 }
 
 func countThreads(p *tracer.Profile) int {
@@ -274,23 +274,6 @@ func countThreads(p *tracer.Profile) int {
 		seen[s.Thread] = true
 	}
 	return len(seen)
-}
-
-// assertRunning checks that no thread of pid is in a tracing stop ('t') or a
-// job-control stop ('T'), sampling /proc a few times.
-func assertRunning(t *testing.T, pid int) {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		return
-	}
-	for i := 0; i < 5; i++ {
-		for tid, st := range testutil.TaskStates(pid) {
-			if st == 't' || st == 'T' {
-				t.Fatalf("thread %s of pid %d is stopped (%c) after the tracer let go", tid, pid, st)
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestSampleTargetExits(t *testing.T) {
@@ -327,7 +310,7 @@ func TestSuspendCounting(t *testing.T) {
 	if tg.Suspended() {
 		t.Fatal("target still suspended after matching Resumes")
 	}
-	assertRunning(t, l.PID)
+	testutil.AssertRunning(t, l.PID)
 }
 
 func TestReadMemory(t *testing.T) {
@@ -428,7 +411,7 @@ func TestTracerKilledLeavesTargetRunning(t *testing.T) {
 	helper.Process.Signal(syscall.SIGKILL)
 	helper.Wait()
 	time.Sleep(50 * time.Millisecond)
-	assertRunning(t, target.Process.Pid)
+	testutil.AssertRunning(t, target.Process.Pid)
 	// And it makes progress: its CPU time grows.
 	before := cpuTicks(t, target.Process.Pid)
 	time.Sleep(300 * time.Millisecond)

@@ -202,7 +202,7 @@ func TestCLIMemAndDisasm(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no symbol") {
 		t.Errorf("mem at an unknown symbol: %v", err)
 	}
-	assertNotStopped(t, cmd.Process.Pid)
+	testutil.AssertRunning(t, cmd.Process.Pid)
 }
 
 func TestCLIErrors(t *testing.T) {
@@ -223,19 +223,6 @@ func TestCLIErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.As(err, &fe) != tc.usage {
 			t.Errorf("machtrace %s: %v (usage error %v), want %q (usage error %v)", strings.Join(tc.args, " "), err, errors.As(err, &fe), tc.want, tc.usage)
 		}
-	}
-}
-
-// assertNotStopped checks that no thread of pid is stopped.
-func assertNotStopped(t *testing.T, pid int) {
-	t.Helper()
-	for i := 0; i < 5; i++ {
-		for tid, st := range testutil.TaskStates(pid) {
-			if st == 't' || st == 'T' {
-				t.Fatalf("thread %s of pid %d is stopped (%c) after machtrace let go", tid, pid, st)
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -284,7 +271,7 @@ func TestCLISignalsDetach(t *testing.T) {
 			if !strings.Contains(out, "interrupted") || !strings.Contains(out, "SELF%") {
 				t.Errorf("after %v machtrace printed:\n%s", sig, out)
 			}
-			assertNotStopped(t, target.Process.Pid)
+			testutil.AssertRunning(t, target.Process.Pid)
 		})
 	}
 }
@@ -355,5 +342,5 @@ func TestCLIPermissionErrors(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q: want the tracer's pid named", code, stderr)
 		}
 	})
-	assertNotStopped(t, target.Process.Pid)
+	testutil.AssertRunning(t, target.Process.Pid)
 }

@@ -115,3 +115,18 @@ func TaskStates(pid int) map[string]byte {
 	}
 	return out
 }
+
+// AssertRunning fails the test if any thread of pid is in a tracing stop
+// ('t') or a job-control stop ('T'), looking at /proc a few times over 100 ms
+// (Linux only; elsewhere it checks nothing).
+func AssertRunning(tb testing.TB, pid int) {
+	tb.Helper()
+	for i := 0; i < 5; i++ {
+		for tid, st := range TaskStates(pid) {
+			if st == 't' || st == 'T' {
+				tb.Fatalf("thread %s of pid %d is stopped (%c) after the tracer let go", tid, pid, st)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
