@@ -808,6 +808,7 @@ func (p *Process) Detach() error {
 			}
 		}
 		errs = append(errs, p.detachAll())
+		reapTracedZombies(p.pid)
 		p.detached = true
 		return errors.Join(errs...)
 	})
@@ -832,15 +833,44 @@ func (p *Process) detachAll() error {
 		return err
 	}
 	var errs []error
+	exiting := false
 	for tid, t := range p.threads {
 		if t.stopped {
-			if err := ptrace(unix.PTRACE_DETACH, tid, 0, uintptr(t.pendingSig)); err != nil && !errors.Is(err, unix.ESRCH) {
+			err := ptrace(unix.PTRACE_DETACH, tid, 0, uintptr(t.pendingSig))
+			switch {
+			case errors.Is(err, unix.ESRCH) && tid != p.pid:
+				// It is exiting (the process is going away): it will be
+				// a zombie that only its tracer may reap. Reap it now.
+				// The owner thread may never exit (Go parks the main
+				// thread instead), so nobody else ever would, and the
+				// leader could never report. A non-leader always reports.
+				var ws unix.WaitStatus
+				_ = wait4(tid, &ws, unix.WALL)
+				exiting = true
+			case errors.Is(err, unix.ESRCH):
+				exiting = true
+			case err != nil:
 				errs = append(errs, fmt.Errorf("detach thread %d: %w", tid, err))
 			}
 		}
-		// A zombie leader cannot be detached; the kernel releases it when
-		// this thread exits or the group empties.
 		delete(p.threads, tid)
+	}
+	if exiting {
+		// With its other threads reaped, an exiting leader reports its
+		// exit; collect it (briefly: it may still be dying) so the process
+		// does not linger as a traced zombie.
+		for i := 0; i < 100; i++ {
+			var ws unix.WaitStatus
+			wpid, err := unix.Wait4(p.pid, &ws, unix.WALL|unix.WNOHANG, nil)
+			if err != nil || wpid == p.pid && (ws.Exited() || ws.Signaled()) {
+				if err == nil {
+					p.exited, p.status = true, ws
+					p.reaped = p.child
+				}
+				break
+			}
+			nanosleep(time.Millisecond)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -872,12 +902,39 @@ func (p *Process) Wait() (unix.WaitStatus, error) {
 	if p.reaped {
 		return p.status, nil
 	}
-	var ws unix.WaitStatus
-	if err := wait4(p.pid, &ws, 0); err != nil {
-		return 0, fmt.Errorf("wait for pid %d: %w", p.pid, err)
+	for {
+		// A thread that died traced stays a zombie until its tracer reaps
+		// it, and holds back the leader's exit. Any thread of this process
+		// may reap the tracees of another, so reap such leftovers here.
+		reapTracedZombies(p.pid)
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(p.pid, &ws, unix.WALL|unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, fmt.Errorf("wait for pid %d: %w", p.pid, err)
+		case wpid == p.pid && (ws.Exited() || ws.Signaled()):
+			p.reaped, p.status = true, ws
+			return ws, nil
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	p.reaped, p.status = true, ws
-	return ws, nil
+}
+
+// reapTracedZombies reaps the zombie threads of pid that this process traced
+// (other than the leader). Threads it does not trace are left alone.
+func reapTracedZombies(pid int) {
+	tids, err := listTasks(pid)
+	if err != nil {
+		return
+	}
+	for _, tid := range tids {
+		if tid != pid && taskState(pid, tid) == taskZombie {
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
+		}
+	}
 }
 
 // Exited reports whether the tracer has seen the process exit, and its status.
