@@ -548,7 +548,10 @@ func (p *Process) handleStatus(tid int, ws unix.WaitStatus) int {
 	}
 	t.stopped = true
 	sig := int(ws.StopSignal())
-	switch ws.TrapCause() {
+	// The ptrace event is in bits 16-23 of the status. (x/sys's TrapCause
+	// reports it only for SIGTRAP stops, and would hide both a group-stop's
+	// EVENT_STOP and every signal-delivery-stop other than SIGTRAP.)
+	switch event := int(uint32(ws)>>16) & 0xff; event {
 	case unix.PTRACE_EVENT_STOP:
 		switch unix.Signal(sig) {
 		case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:

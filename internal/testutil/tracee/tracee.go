@@ -7,11 +7,13 @@ package tracee
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -30,6 +32,7 @@ const (
 	SpinThreads  = "spin-threads"  // N busy threads; args: N seconds
 	ExitAfter    = "exit-after"    // spins, then exits 0 after the given milliseconds
 	Sleep        = "sleep"         // sleeps; arg: seconds
+	SignalEcho   = "signal-echo"   // prints "GOT <signal>" for each SIGUSR1 or SIGTERM, and spins
 )
 
 // Ready is printed on stdout by programs once they have set themselves up.
@@ -102,6 +105,18 @@ func RunIfRequested() {
 	case Sleep:
 		fmt.Println(Ready)
 		time.Sleep(seconds(0, 60))
+	case SignalEcho:
+		sigs := make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM)
+		go func() {
+			for {
+				HotA(5000)
+			}
+		}()
+		fmt.Println(Ready)
+		for s := range sigs {
+			fmt.Println("GOT", s)
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "tracee: unknown program %q\n", name)
 		os.Exit(3)
