@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -107,7 +106,7 @@ func RunIfRequested() {
 		time.Sleep(seconds(0, 60))
 	case SignalEcho:
 		sigs := make(chan os.Signal, 4)
-		signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM)
+		signal.Notify(sigs, echoSignals...)
 		go func() {
 			for {
 				HotA(5000)
