@@ -309,12 +309,6 @@ func (b *linuxBackend) Images() ([]Image, error) {
 
 func (b *linuxBackend) Detach() error { return linuxError(b.p.Detach()) }
 
-// ClearSignal discards the signal a stopped thread would receive on resume.
-func (b *linuxBackend) ClearSignal(tid ThreadID) (int, error) {
-	sig, err := b.p.ClearSignal(int(tid))
-	return sig, linuxError(err)
-}
-
 // Wait waits for a launched process to exit after Detach and returns its exit
 // code (128+signal when a signal killed it).
 func (b *linuxBackend) Wait() (int, error) {

@@ -302,13 +302,6 @@ type ThreadBound interface {
 	Run(fn func()) error
 }
 
-// SignalClearer is implemented by backends that deliver a pending signal to
-// a thread when it resumes; ClearSignal discards it (a breakpoint trap the
-// tracer handled itself).
-type SignalClearer interface {
-	ClearSignal(tid ThreadID) (int, error)
-}
-
 // Sleeper is implemented by backends that have work to do while the target
 // runs between samples (ptrace must serve the signals its tracee receives).
 // The sampler sleeps through it when it can.

@@ -614,21 +614,6 @@ func (p *Process) continueLocked() error {
 	return nil
 }
 
-// ClearSignal discards the signal a stopped thread would receive when
-// continued (a debugger's own breakpoint trap, for example).
-func (p *Process) ClearSignal(tid int) (int, error) {
-	var sig int
-	err := p.do(func() error {
-		t, err := p.stoppedThread(tid)
-		if err != nil {
-			return err
-		}
-		sig, t.pendingSig = t.pendingSig, 0
-		return nil
-	})
-	return sig, err
-}
-
 func (p *Process) stoppedThread(tid int) (*thread, error) {
 	if p.detached {
 		return nil, fmt.Errorf("pid %d: %w", p.pid, ErrDetached)
@@ -938,14 +923,6 @@ func reapTracedZombies(pid int) {
 			_, _ = unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
 		}
 	}
-}
-
-// Exited reports whether the tracer has seen the process exit, and its status.
-func (p *Process) Exited() (bool, unix.WaitStatus) {
-	var exited bool
-	var ws unix.WaitStatus
-	_ = p.do(func() error { exited, ws = p.exited, p.status; return nil })
-	return exited, ws
 }
 
 // exitedError says the process is gone, with its exit status when the tracer
